@@ -1,0 +1,82 @@
+"""Decoded input events: the plain domain types that ``streams/`` decodes into.
+
+They carry only validated values (UTC-aware times, positive :class:`~decimal.Decimal` money) and the
+position of the message they came from, so that a redelivery can be recognised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+
+class Direction(StrEnum):
+    DEBIT = "debit"
+    CREDIT = "credit"
+
+
+class Channel(StrEnum):
+    CARD = "card"
+    ATM = "atm"
+    TRANSFER = "transfer"
+    DIRECT_DEBIT = "direct_debit"
+    SALARY = "salary"
+    CASH_ADVANCE = "cash_advance"
+    FEE = "fee"
+
+
+class TxStatus(StrEnum):
+    POSTED = "posted"
+    RETURNED = "returned"
+    REVERSED = "reversed"
+
+
+class RepaymentType(StrEnum):
+    DUE = "due"
+    PAYMENT = "payment"
+    REVERSAL = "reversal"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a message was read: topic, partition and offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    event_id: str
+    customer_id: str
+    account_id: str
+    ts: datetime
+    amount: Decimal
+    currency: str
+    direction: Direction
+    channel: Channel
+    status: TxStatus
+    mcc: str | None = None
+    counterparty: str | None = None
+    balance_after: Decimal | None = None
+    credit_limit: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Repayment:
+    event_id: str
+    customer_id: str
+    loan_id: str
+    ts: datetime
+    type: RepaymentType
+    instalment_no: int
+    due_date: date
+    amount_due: Decimal
+    amount_paid: Decimal
+    outstanding_principal: Decimal | None = None
+
+
+Event = Transaction | Repayment

@@ -1,0 +1,94 @@
+"""Days past due and missed instalments, derived from ``due``/``payment``/``reversal`` events.
+
+DPD is the number of days between the oldest instalment that is not fully paid and ``now``
+(event time). An instalment counts as paid once the amount paid reaches the amount due less a
+tolerance of one minor unit. At most ``max_open`` unpaid instalments are tracked per customer
+(the oldest, which decide DPD); further ones are only counted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from detectors.base import Signal
+from detectors.events import Event, Repayment, RepaymentType
+
+_TOLERANCE = Decimal("0.01")
+
+
+class DaysPastDue(Signal):
+    """Open instalments per loan, giving DPD, missed and partially paid counts."""
+
+    name = "dpd"
+
+    def __init__(self, max_open: int = 24) -> None:
+        self.max_open = max_open
+        # "loan_id#instalment_no" -> [due_date ordinal, amount_due, amount_paid]
+        self.open: dict[str, list[Any]] = {}
+        self.overflow = 0
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"max_open": self.max_open}
+
+    def learn_one(self, event: Event) -> None:
+        if not isinstance(event, Repayment):
+            return
+        key = f"{event.loan_id}#{event.instalment_no}"
+        entry = self.open.get(key)
+        if event.type is RepaymentType.DUE:
+            if entry is None:
+                entry = [event.due_date.toordinal(), event.amount_due, Decimal(0)]
+            else:
+                entry[1] = event.amount_due
+            entry[2] += event.amount_paid
+        elif event.type is RepaymentType.PAYMENT:
+            if entry is None:
+                return  # payment for an instalment already settled or never announced
+            entry[2] += event.amount_paid
+        else:  # reversal re-opens what it reverses
+            if entry is None:
+                entry = [event.due_date.toordinal(), event.amount_due, event.amount_due]
+            entry[2] -= event.amount_paid
+        if entry[2] + _TOLERANCE >= entry[1]:
+            self.open.pop(key, None)
+        else:
+            self.open[key] = entry
+            self._bound()
+
+    def _bound(self) -> None:
+        while len(self.open) > self.max_open:
+            newest = max(self.open, key=lambda k: self.open[k][0])
+            del self.open[newest]
+            self.overflow += 1
+
+    def days_past_due(self, now: datetime) -> int:
+        overdue = [e[0] for e in self.open.values() if e[0] < now.toordinal()]
+        return now.toordinal() - min(overdue) if overdue else 0
+
+    def oldest_unpaid(self, now: datetime) -> int | None:
+        """Ordinal of the oldest overdue due date, if any."""
+        overdue = [e[0] for e in self.open.values() if e[0] < now.toordinal()]
+        return min(overdue) if overdue else None
+
+    def score_one(self, now: datetime) -> dict[str, float]:
+        today = now.toordinal()
+        overdue = [e for e in self.open.values() if e[0] < today]
+        return {
+            "dpd": float(today - min(e[0] for e in overdue)) if overdue else 0.0,
+            "missed_instalments": float(sum(1 for e in overdue if e[2] <= 0)),
+            "partial_instalments": float(sum(1 for e in overdue if e[2] > 0)),
+            "arrears": float(sum(e[1] - e[2] for e in overdue)),
+        }
+
+    def to_state(self) -> Any:
+        return [
+            {k: [e[0], str(e[1]), str(e[2])] for k, e in self.open.items()},
+            self.overflow,
+        ]
+
+    def load_state(self, state: Any) -> None:
+        entries, self.overflow = state
+        self.open = {k: [e[0], Decimal(e[1]), Decimal(e[2])] for k, e in entries.items()}

@@ -1,0 +1,39 @@
+"""The expert scorecard: features to a probability-like score, with per-feature contributions."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from config.rules import Rules
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    feature: str
+    value: float
+    contribution: float  # weight * capped value, in log-odds
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    score: float
+    contributions: tuple[Contribution, ...]  # adverse ones first, largest first
+
+
+class Scorecard:
+    """``score = sigmoid(intercept + sum(weight * min(value, cap)))`` over configured features."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+
+    def score_one(self, features: dict[str, float]) -> Scored:
+        logit = self.rules.intercept
+        parts = []
+        for name, spec in self.rules.features.items():
+            value = features.get(name, 0.0)
+            contribution = spec.weight * min(value, spec.cap)
+            logit += contribution
+            parts.append(Contribution(name, value, contribution))
+        parts.sort(key=lambda c: (-c.contribution, c.feature))
+        return Scored(1.0 / (1.0 + math.exp(-logit)), tuple(parts))

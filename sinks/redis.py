@@ -1,0 +1,179 @@
+"""Redis view of the alerts: customer hash, history, watch-list, alert stream, live channel.
+
+Each alert is written by one Lua script, atomically: a dedupe key ``alert:{alert_id}`` is set
+first, and if it already existed nothing else is written, so a retried batch writes nothing twice.
+The dedupe key holds ``pending`` until the alert is confirmed on the notifications topic
+(:meth:`RedisSink.mark_published`); :meth:`RedisSink.write` returns what is still pending, so a
+retry publishes exactly what was not yet confirmed.
+Every key has a TTL or a size cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from sinks.base import Outgoing, Sink, SinkUnavailable
+
+# KEYS: dedupe, customer hash, history list, watchlist zset, alert stream
+# ARGV: alert_id, payload, level, score, customer_id, event_time, model_version, rules_version,
+#       reasons json, dedupe ttl, customer ttl, history len, stream maxlen, channel
+_WRITE_ALERT = """
+if redis.call('SET', KEYS[1], 'pending', 'NX', 'EX', ARGV[10]) == false then
+  return redis.call('GET', KEYS[1])
+end
+redis.call('HSET', KEYS[2], 'level', ARGV[3], 'score', ARGV[4], 'reasons', ARGV[9],
+           'updated_at', ARGV[6], 'model_version', ARGV[7], 'rules_version', ARGV[8],
+           'last_alert_id', ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[11])
+redis.call('LPUSH', KEYS[3], ARGV[2])
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[12]) - 1)
+redis.call('EXPIRE', KEYS[3], ARGV[11])
+if ARGV[3] == 'none' then
+  redis.call('ZREM', KEYS[4], ARGV[5])
+else
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
+end
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[13], '*', 'alert_id', ARGV[1], 'alert', ARGV[2])
+redis.call('PUBLISH', ARGV[14], ARGV[2])
+return 'new'
+"""
+
+# KEYS: dedupe keys. Marks them published, keeping their TTL.
+_MARK_PUBLISHED = """
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, 'published', 'XX', 'KEEPTTL')
+end
+return #KEYS
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisLayout:
+    """Key names under a configurable prefix (default ``ews:``)."""
+
+    prefix: str = "ews:"
+
+    def customer(self, customer_id: str) -> str:
+        return f"{self.prefix}customer:{customer_id}"
+
+    def history(self, customer_id: str) -> str:
+        return f"{self.prefix}customer:{customer_id}:history"
+
+    def dedupe(self, alert_id: str) -> str:
+        return f"{self.prefix}alert:{alert_id}"
+
+    @property
+    def watchlist(self) -> str:
+        return f"{self.prefix}watchlist"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}alerts"
+
+    @property
+    def channel(self) -> str:
+        return f"{self.prefix}notifications"
+
+
+class RedisSink(Sink):
+    def __init__(
+        self,
+        url: str,
+        *,
+        layout: RedisLayout,
+        password: str | None = None,
+        dedupe_ttl_s: int = 30 * 86_400,
+        customer_ttl_s: int = 400 * 86_400,
+        history_len: int = 50,
+        stream_maxlen: int = 100_000,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.layout = layout
+        self.dedupe_ttl_s = dedupe_ttl_s
+        self.customer_ttl_s = customer_ttl_s
+        self.history_len = history_len
+        self.stream_maxlen = stream_maxlen
+        self.client = aioredis.Redis.from_url(
+            url,
+            password=password,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+        )
+        self._write = self.client.register_script(_WRITE_ALERT)
+        self._mark = self.client.register_script(_MARK_PUBLISHED)
+
+    async def start(self) -> None:
+        try:
+            await self.client.ping()
+        except (RedisError, OSError) as exc:
+            raise SinkUnavailable(f"cannot reach Redis at {safe_url(self.url)}: {exc}") from exc
+
+    async def write_batch(self, batch: Sequence[Outgoing]) -> None:
+        await self.write(batch)
+
+    async def write(self, batch: Sequence[Outgoing]) -> list[Outgoing]:
+        """Write every alert once; return those not yet confirmed on the notifications topic."""
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for out in batch:
+                    await self._write(keys=self._keys(out), args=self._args(out), client=pipe)
+                results = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise SinkUnavailable(f"Redis write failed: {exc}") from exc
+        return [out for out, status in zip(batch, results, strict=True) if status != b"published"]
+
+    async def mark_published(self, batch: Sequence[Outgoing]) -> None:
+        if not batch:
+            return
+        keys = [self.layout.dedupe(out.alert.alert_id) for out in batch]
+        try:
+            await self._mark(keys=keys)
+        except (RedisError, OSError) as exc:
+            raise SinkUnavailable(f"Redis write failed: {exc}") from exc
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def _keys(self, out: Outgoing) -> list[str]:
+        a = out.alert
+        return [
+            self.layout.dedupe(a.alert_id),
+            self.layout.customer(a.customer_id),
+            self.layout.history(a.customer_id),
+            self.layout.watchlist,
+            self.layout.alerts,
+        ]
+
+    def _args(self, out: Outgoing) -> list[str | bytes | int]:
+        a = out.alert
+        reasons = orjson.dumps([r.to_dict() for r in a.reasons])
+        return [
+            a.alert_id,
+            out.payload,
+            a.level.label,
+            f"{a.score:.6f}",
+            a.customer_id,
+            a.event_time.isoformat(),
+            a.model_version,
+            a.rules_version,
+            reasons,
+            self.dedupe_ttl_s,
+            self.customer_ttl_s,
+            self.history_len,
+            self.stream_maxlen,
+            self.layout.channel,
+        ]
+
+
+def safe_url(url: str) -> str:
+    """The URL without a password, for messages and logs."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"

@@ -1,0 +1,102 @@
+"""The Faust app: topics, the customer table and the risk agent, built from settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from config.rules import Rules
+from config.settings import Settings
+from detectors.engine import RiskDetector
+from sinks.delivery import Delivery
+from sinks.notifications import NotificationSink
+from sinks.redis import RedisLayout, RedisSink
+from streams.pipeline import Pipeline
+from streams.records import Decoder, decode_repayment, decode_transaction
+
+
+def create_app(settings: Settings, rules: Rules) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=";".join(f"kafka://{hp.strip()}" for hp in settings.kafka_bootstrap.split(",")),
+        broker_credentials=_credentials(settings),
+        store=settings.store,
+        datadir=settings.data_dir,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_enabled=settings.web_port > 0,
+        web_port=settings.web_port or 6066,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+    )
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    inputs = app.topic(*settings.topics.inputs, partitions=settings.partitions, **raw)
+    deadletter = app.topic(settings.topics.deadletter, partitions=settings.partitions, **raw)
+    table = app.Table("customers", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    decoders: dict[str, Decoder] = {
+        settings.topics.transactions: decode_transaction,
+        settings.topics.repayments: decode_repayment,
+    }
+    pipeline = Pipeline(
+        detector=RiskDetector(rules, settings.model_version),
+        delivery=_delivery(settings),
+        decoders=decoders,
+        table=table,
+        deadletter_topic=deadletter,
+        highwater=lambda tp: _highwater(app, tp),
+        max_message_bytes=settings.max_message_bytes,
+    )
+
+    async def risk(stream: Any) -> None:
+        await pipeline.run(stream)
+
+    app.agent(inputs, name="risk", concurrency=1)(risk)
+    app.pipeline = pipeline  # type: ignore[attr-defined]
+    return app
+
+
+def _delivery(settings: Settings) -> Delivery:
+    redis = RedisSink(
+        settings.redis_url,
+        layout=RedisLayout(settings.redis_prefix),
+        password=settings.redis_password,
+        dedupe_ttl_s=settings.redis_dedupe_ttl_s,
+        customer_ttl_s=settings.redis_customer_ttl_s,
+        history_len=settings.redis_history_len,
+        stream_maxlen=settings.redis_stream_maxlen,
+    )
+    notifications = NotificationSink(
+        settings.kafka_bootstrap,
+        settings.topics.notifications,
+        idempotent=settings.kafka_idempotent_producer,
+        client_options=settings.kafka_client_options(),
+    )
+    return Delivery(
+        redis, notifications, clock=lambda: datetime.now(UTC), retry_max_s=settings.sink_retry_max_s
+    )
+
+
+def _highwater(app: faust.App, tp: tuple[str, int]) -> int | None:
+    try:
+        value = app.consumer.highwater(faust.types.TP(*tp))
+    except Exception:  # consumer not started or partition not assigned yet
+        return None
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def _credentials(settings: Settings) -> Any:
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    options = settings.kafka_client_options()
+    if protocol == "SSL":
+        return faust.SSLCredentials(options["ssl_context"])
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password,
+        mechanism=options["sasl_mechanism"],
+        ssl_context=options.get("ssl_context"),
+    )

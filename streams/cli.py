@@ -1,0 +1,194 @@
+"""The ``ews`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+
+import orjson
+import redis
+from aiokafka import AIOKafkaConsumer
+
+from config.rules import RulesError, load_rules
+from config.settings import Settings, SettingsError, load_settings
+from sinks.redis import RedisLayout, safe_url
+from streams.logs import configure_logging
+from streams.render import format_alert
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings(os.environ, file=args.config)
+    except SettingsError as exc:
+        print(f"ews: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    result: int = args.handler(settings, args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ews", description="Credit early-warning streams")
+    parser.add_argument("--config", help="TOML settings file (else EWS_CONFIG)")
+    sub = parser.add_subparsers(dest="command")
+
+    worker = sub.add_parser("worker", help="run one stream worker against Kafka and Redis")
+    worker.set_defaults(handler=_worker)
+
+    topics = sub.add_parser("topics", help="manage topics")
+    topics_sub = topics.add_subparsers(dest="topics_command", required=True)
+    create = topics_sub.add_parser("create", help="create the topics, co-partitioned")
+    create.set_defaults(handler=_topics_create)
+
+    demo = sub.add_parser("demo", help="start local services, a worker and a generator")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    demo.add_argument("--summary-json", help="write the end-of-run summary here")
+    demo.add_argument("--customers", type=int, default=60)
+    demo.add_argument("--days", type=int, default=240)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--rate", type=float, default=400.0, help="events per second")
+    demo.add_argument("--malformed", type=int, default=5, help="bad messages to inject")
+    demo.add_argument("--no-malformed", action="store_const", const=0, dest="malformed")
+    demo.add_argument("--broker", choices=("auto", "kafka", "tansu"), default="auto")
+    demo.set_defaults(handler=_demo)
+
+    alerts = sub.add_parser("alerts", help="read alerts")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
+    tail = alerts_sub.add_parser("tail", help="follow the notifications topic")
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--max", type=int, help="stop after this many alerts")
+    tail.add_argument("--timeout", type=float, help="stop after this many idle seconds")
+    tail.set_defaults(handler=_alerts_tail)
+
+    customer = sub.add_parser("customer", help="read one customer's state")
+    customer_sub = customer.add_subparsers(dest="customer_command", required=True)
+    show = customer_sub.add_parser("show", help="the Redis state of one customer")
+    show.add_argument("customer_id")
+    show.set_defaults(handler=_customer_show)
+    return parser
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.worker import PreflightError, run_worker
+
+    try:
+        rules = load_rules(settings.rules_file)
+    except RulesError as exc:
+        print(f"ews worker: bad rules: {exc}", file=sys.stderr)
+        return 2
+    try:
+        run_worker(settings, rules)
+    except PreflightError as exc:
+        print(f"ews worker: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _topics_create(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.topics import TopicError, ensure_topics
+
+    try:
+        counts = asyncio.run(ensure_topics(settings))
+    except TopicError as exc:
+        print(f"ews topics create: {exc}", file=sys.stderr)
+        return 2
+    for name, partitions in sorted(counts.items()):
+        print(f"{name}\t{partitions} partitions")
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        duration_s=args.duration,
+        summary_json=args.summary_json,
+        customers=args.customers,
+        days=args.days,
+        seed=args.seed,
+        rate=args.rate,
+        malformed=args.malformed,
+        broker=args.broker,
+    )
+    return run_demo(settings, options)
+
+
+def _alerts_tail(settings: Settings, args: argparse.Namespace) -> int:
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+        asyncio.run(tail_alerts(settings, args.from_beginning, args.max, args.timeout))
+    return 0
+
+
+async def tail_alerts(
+    settings: Settings,
+    from_beginning: bool = False,
+    limit: int | None = None,
+    idle_timeout_s: float | None = None,
+) -> int:
+    """Print alerts from the notifications topic as they arrive; return how many were shown."""
+    consumer = AIOKafkaConsumer(
+        settings.topics.notifications,
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        **settings.kafka_client_options(),
+    )
+    await consumer.start()
+    shown = 0
+    colour = sys.stdout.isatty()
+    try:
+        while limit is None or shown < limit:
+            timeout_ms = int((idle_timeout_s or 1.0) * 1000)
+            records = await consumer.getmany(timeout_ms=timeout_ms)
+            if not records and idle_timeout_s is not None:
+                break
+            for batch in records.values():
+                for record in batch:
+                    print(format_alert(orjson.loads(record.value), colour=colour), flush=True)
+                    shown += 1
+    finally:
+        await consumer.stop()
+    return shown
+
+
+def _customer_show(settings: Settings, args: argparse.Namespace) -> int:
+    layout = RedisLayout(settings.redis_prefix)
+    client = redis.Redis.from_url(
+        settings.redis_url, password=settings.redis_password, decode_responses=True
+    )
+    try:
+        state = client.hgetall(layout.customer(args.customer_id))
+        history = client.lrange(layout.history(args.customer_id), 0, -1)
+        rank = client.zrevrank(layout.watchlist, args.customer_id)
+    except (redis.RedisError, OSError) as exc:
+        print(
+            f"ews customer show: cannot reach Redis at {safe_url(settings.redis_url)}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    if not state:
+        print(f"no state for customer {args.customer_id}")
+        return 1
+    print(f"customer {args.customer_id}")
+    for key in ("level", "score", "updated_at", "model_version", "rules_version", "last_alert_id"):
+        print(f"  {key:<14} {state.get(key, '')}")
+    print(f"  {'watch-list':<14} {'#' + str(rank + 1) if rank is not None else 'not listed'}")
+    for reason in orjson.loads(state.get("reasons", "[]")):
+        print(f"  reason         {reason['code']}: {reason['text']}")
+    print(f"  history ({len(history)} alerts, newest first)")
+    for item in history:
+        print("    " + format_alert(orjson.loads(item)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Event-time merge of a partition group's input topics, as Kafka Streams does it.
+
+One customer's events arrive on several topics, so the order in which a worker fetches them is an
+accident. Each topic partition is buffered first in, first out (offset order is never changed);
+within each partition the merger releases the head with the smallest
+``(event time, topic rank, event_id)``; it holds events while another input topic of the same
+partition has nothing buffered, for as long as that topic is known to have more data on the broker
+(up to ``max_wait_s``) or, when it is caught up, for ``idle_s``. With every topic buffered the
+order is exact, so the live worker applies events in the order a replay does.
+
+Pure apart from the two callables it is given: the clock (monotonic seconds) and the consumer's
+highwater for a topic partition.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(slots=True)
+class Pending:
+    """A decoded event waiting in the merge buffer; ``handle`` is the broker message to ack."""
+
+    sort_key: tuple[datetime, int, str]
+    topic: str
+    partition: int
+    offset: int
+    event: Any
+    handle: Any
+
+
+class EventTimeMerger:
+    def __init__(
+        self,
+        topics: Sequence[str],
+        highwater: Callable[[TopicPartition], int | None],
+        clock: Callable[[], float],
+        idle_s: float = 0.2,
+        max_wait_s: float = 2.0,
+    ) -> None:
+        self.topics = tuple(topics)
+        self.highwater = highwater
+        self.clock = clock
+        self.idle_s = idle_s
+        self.max_wait_s = max_wait_s
+        self._buffers: dict[TopicPartition, deque[Pending]] = {}
+        self._last_offset: dict[TopicPartition, int] = {}
+        self._empty_since: dict[TopicPartition, float] = {}
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self._buffers.values())
+
+    def seen(self, topic: str, partition: int, offset: int) -> None:
+        """Record that a message was read (also for messages that failed to decode)."""
+        tp = (topic, partition)
+        self._last_offset[tp] = max(offset, self._last_offset.get(tp, -1))
+
+    def push(self, item: Pending) -> None:
+        tp = (item.topic, item.partition)
+        self.seen(item.topic, item.partition, item.offset)
+        self._buffers.setdefault(tp, deque()).append(item)
+        self._empty_since.pop(tp, None)
+
+    def pop_ready(self) -> list[Pending]:
+        """Release every event that may go now, in merge order per partition."""
+        now = self.clock()
+        partitions = {p for (_, p), buf in self._buffers.items() if buf}
+        ready: list[Pending] = []
+        for partition in sorted(partitions):
+            ready.extend(self._drain(partition, now))
+        return ready
+
+    def forget(self, partitions: set[int]) -> list[Pending]:
+        """Drop the buffers of revoked partitions; their events will be redelivered."""
+        dropped = []
+        for tp in [tp for tp in self._buffers if tp[1] in partitions]:
+            dropped.extend(self._buffers.pop(tp))
+        for tp in [tp for tp in self._last_offset if tp[1] in partitions]:
+            self._last_offset.pop(tp, None)
+            self._empty_since.pop(tp, None)
+        return dropped
+
+    def _drain(self, partition: int, now: float) -> list[Pending]:
+        buffers = [self._buffers.setdefault((t, partition), deque()) for t in self.topics]
+        out = []
+        while True:
+            heads = [b for b in buffers if b]
+            if not heads:
+                break
+            if len(heads) < len(buffers) and not self._may_skip_empty(partition, now):
+                break
+            best = min(heads, key=lambda b: b[0].sort_key)
+            out.append(best.popleft())
+            if not best:
+                self._empty_since[(out[-1].topic, partition)] = now
+        return out
+
+    def _may_skip_empty(self, partition: int, now: float) -> bool:
+        """True when every empty topic of the partition has been waited for long enough."""
+        for topic in self.topics:
+            tp = (topic, partition)
+            if self._buffers.get(tp):
+                continue
+            since = self._empty_since.setdefault(tp, now)
+            waited = now - since
+            if self._more_on_broker(tp):
+                if waited < self.max_wait_s:
+                    return False
+            elif waited < self.idle_s:
+                return False
+        return True
+
+    def _more_on_broker(self, tp: TopicPartition) -> bool:
+        highwater = self.highwater(tp)
+        if highwater is None:
+            return True  # not fetched yet: assume data may be coming
+        last = self._last_offset.get(tp)
+        if last is None:
+            return highwater > 0
+        return last + 1 < highwater

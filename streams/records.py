@@ -1,0 +1,257 @@
+"""Wire contracts v1: decode and validate input messages into the domain types of ``detectors/``.
+
+Every way a message can be bad raises :class:`DecodeError` with a stable ``code`` and a message
+that names the field, so the worker can dead-letter it with a reason and move on.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import orjson
+
+from detectors.events import (
+    Channel,
+    Direction,
+    Event,
+    Repayment,
+    RepaymentType,
+    Source,
+    Transaction,
+    TxStatus,
+)
+
+SCHEMA_VERSION = 1
+MAX_ID_LENGTH = 128
+_MAX_AMOUNT = Decimal("1e15")
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class ErrorCode(StrEnum):
+    OVERSIZED = "oversized"
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    SCHEMA_VERSION = "unsupported_schema_version"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    BAD_ENUM = "unknown_enum_value"
+    BAD_AMOUNT = "bad_amount"
+    BAD_TIME = "bad_time"
+    NON_UTC_TIME = "non_utc_time"
+    BAD_ID = "bad_id"
+    KEY_MISMATCH = "key_mismatch"
+    UNKNOWN_TOPIC = "unknown_topic"
+
+
+class DecodeError(ValueError):
+    """A message that does not meet its contract. ``code`` is stable; ``message`` is for people."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(f"{code.value}: {message}")
+        self.code = code
+        self.message = message
+
+
+def parse_object(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
+    """Size check, JSON parse and schema version: the steps shared by every contract."""
+    if not raw:
+        raise DecodeError(ErrorCode.NOT_JSON, "empty message (no value)")
+    if len(raw) > max_bytes:
+        raise DecodeError(ErrorCode.OVERSIZED, f"{len(raw)} bytes exceeds the {max_bytes} limit")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(ErrorCode.NOT_JSON, f"not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise DecodeError(
+            ErrorCode.NOT_OBJECT, f"expected a JSON object, got {type(data).__name__}"
+        )
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        raise DecodeError(
+            ErrorCode.SCHEMA_VERSION, f"schema_version must be {SCHEMA_VERSION}, got {version!r}"
+        )
+    return data
+
+
+def decode_transaction(data: dict[str, Any]) -> Transaction:
+    return Transaction(
+        event_id=_id(data, "event_id"),
+        customer_id=_id(data, "customer_id"),
+        account_id=_id(data, "account_id"),
+        ts=_time(data, "ts"),
+        amount=_money(data, "amount", positive=True),
+        currency=_currency(data),
+        direction=_enum(data, "direction", Direction),
+        channel=_enum(data, "channel", Channel),
+        status=_enum(data, "status", TxStatus),
+        mcc=_optional(data, "mcc", _str),
+        counterparty=_optional(data, "counterparty", _str),
+        balance_after=_optional(data, "balance_after", lambda d, k: _money(d, k)),
+        credit_limit=_optional(
+            data, "credit_limit", lambda d, k: _money(d, k, positive=True, zero_ok=True)
+        ),
+    )
+
+
+def decode_repayment(data: dict[str, Any]) -> Repayment:
+    return Repayment(
+        event_id=_id(data, "event_id"),
+        customer_id=_id(data, "customer_id"),
+        loan_id=_id(data, "loan_id"),
+        ts=_time(data, "ts"),
+        type=_enum(data, "type", RepaymentType),
+        instalment_no=_int(data, "instalment_no"),
+        due_date=_date(data, "due_date"),
+        amount_due=_money(data, "amount_due", positive=True, zero_ok=True),
+        amount_paid=_money(data, "amount_paid", positive=True, zero_ok=True),
+        outstanding_principal=_optional(
+            data, "outstanding_principal", lambda d, k: _money(d, k, positive=True, zero_ok=True)
+        ),
+    )
+
+
+Decoder = Callable[[dict[str, Any]], Event]
+
+
+def decode(decoder: Decoder, raw: bytes | None, key: bytes | None, max_bytes: int) -> Event:
+    """Decode one message; the key, when present, must be the event's ``customer_id``."""
+    event = decoder(parse_object(raw, max_bytes))
+    if key is not None and key != event.customer_id.encode():
+        raise DecodeError(
+            ErrorCode.KEY_MISMATCH,
+            f"message key {key[:64]!r} is not the customer_id {event.customer_id!r}",
+        )
+    return event
+
+
+def dead_letter(
+    raw: bytes | None, key: bytes | None, source: Source, error: DecodeError, first_seen: datetime
+) -> bytes:
+    """The dead-letter record: the original bytes and where and why they failed."""
+    return orjson.dumps(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "payload_b64": base64.b64encode(raw or b"").decode(),
+            "key_b64": base64.b64encode(key).decode() if key is not None else None,
+            "topic": source.topic,
+            "partition": source.partition,
+            "offset": source.offset,
+            "error_code": error.code.value,
+            "error_message": error.message,
+            "first_seen": first_seen.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+    )
+
+
+# Field readers: each names the field in its error.
+
+
+def _field(data: dict[str, Any], key: str) -> Any:
+    if key not in data or data[key] is None:
+        raise DecodeError(ErrorCode.MISSING_FIELD, f"{key} is required")
+    return data[key]
+
+
+def _optional(data: dict[str, Any], key: str, read: Callable[[dict[str, Any], str], Any]) -> Any:
+    return None if data.get(key) is None else read(data, key)
+
+
+def _str(data: dict[str, Any], key: str) -> str:
+    value = _field(data, key)
+    if not isinstance(value, str):
+        raise DecodeError(ErrorCode.WRONG_TYPE, f"{key} must be a string, got {_kind(value)}")
+    return value
+
+
+def _id(data: dict[str, Any], key: str) -> str:
+    value = _str(data, key)
+    if not value or len(value) > MAX_ID_LENGTH or not value.isprintable():
+        raise DecodeError(
+            ErrorCode.BAD_ID, f"{key} must be 1..{MAX_ID_LENGTH} printable characters"
+        )
+    return value
+
+
+def _int(data: dict[str, Any], key: str) -> int:
+    value = _field(data, key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DecodeError(ErrorCode.WRONG_TYPE, f"{key} must be an integer, got {_kind(value)}")
+    if value < 0:
+        raise DecodeError(ErrorCode.WRONG_TYPE, f"{key} must not be negative, got {value}")
+    return value
+
+
+def _enum(data: dict[str, Any], key: str, enum: type[E]) -> E:
+    value = _str(data, key)
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum)
+        raise DecodeError(
+            ErrorCode.BAD_ENUM, f"{key} {value[:40]!r} is not one of: {allowed}"
+        ) from None
+
+
+def _money(
+    data: dict[str, Any], key: str, *, positive: bool = False, zero_ok: bool = False
+) -> Decimal:
+    """Money is a decimal string or an integer of minor units; never a binary float."""
+    value = _field(data, key)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise DecodeError(
+            ErrorCode.WRONG_TYPE,
+            f"{key} must be a decimal string or integer minor units, got {_kind(value)}",
+        )
+    try:
+        amount = Decimal(value) if isinstance(value, str) else Decimal(value).scaleb(-2)
+    except InvalidOperation:
+        raise DecodeError(ErrorCode.BAD_AMOUNT, f"{key} {value!r} is not a decimal") from None
+    if not amount.is_finite() or abs(amount) >= _MAX_AMOUNT:
+        raise DecodeError(ErrorCode.BAD_AMOUNT, f"{key} {value!r} is not a finite amount")
+    if positive and (amount < 0 or (amount == 0 and not zero_ok)):
+        need = "zero or positive" if zero_ok else "positive"
+        raise DecodeError(ErrorCode.BAD_AMOUNT, f"{key} must be {need}, got {value!r}")
+    return amount
+
+
+def _currency(data: dict[str, Any]) -> str:
+    value = _str(data, "currency")
+    if len(value) != 3 or not value.isalpha() or not value.isupper():
+        raise DecodeError(ErrorCode.BAD_ID, f"currency must be an ISO 4217 code, got {value!r}")
+    return value
+
+
+def _time(data: dict[str, Any], key: str) -> datetime:
+    value = _str(data, key)
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise DecodeError(
+            ErrorCode.BAD_TIME, f"{key} {value[:40]!r} is not an RFC 3339 time"
+        ) from None
+    if "T" not in value.upper() or ts.tzinfo is None:
+        raise DecodeError(ErrorCode.BAD_TIME, f"{key} {value!r} needs a date, time and zone")
+    if ts.utcoffset() != timedelta(0):
+        raise DecodeError(ErrorCode.NON_UTC_TIME, f"{key} {value!r} is not UTC")
+    return ts
+
+
+def _date(data: dict[str, Any], key: str) -> date:
+    value = _str(data, key)
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise DecodeError(
+            ErrorCode.BAD_TIME, f"{key} {value[:40]!r} is not a YYYY-MM-DD date"
+        ) from None
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__

@@ -1,0 +1,56 @@
+"""Create the topics the system needs, co-partitioned, and check existing ones agree."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from config.settings import Settings
+
+
+class TopicError(RuntimeError):
+    """Topics could not be created, or exist with the wrong partition count."""
+
+
+async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, int]:
+    """Create missing input/output topics; return each topic's partition count.
+
+    All input topics must have ``settings.partitions`` partitions, so one customer's events land
+    in the same partition number everywhere; an existing topic with another count is an error.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        request_timeout_ms=int(timeout_s * 1000),
+        **settings.kafka_client_options(),
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        await admin.close()
+        raise TopicError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc!r}") from exc
+    names = [
+        settings.topics.transactions,
+        settings.topics.repayments,
+        settings.topics.notifications,
+        settings.topics.deadletter,
+    ]
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            await admin.create_topics(
+                [NewTopic(n, settings.partitions, settings.replication_factor) for n in missing]
+            )
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    counts = {d["topic"]: len(d["partitions"]) for d in described}
+    for name in settings.topics.inputs:
+        if counts.get(name) != settings.partitions:
+            raise TopicError(
+                f"topic {name} has {counts.get(name)} partitions, expected {settings.partitions}: "
+                "input topics must be co-partitioned"
+            )
+    return counts

@@ -1,0 +1,72 @@
+"""``ews worker``: check the services, make sure the topics exist, run one Faust worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+import redis
+import structlog
+
+from config.rules import Rules
+from config.settings import Settings
+from sinks.redis import safe_url
+from streams.app import create_app
+from streams.topics import ensure_topics
+
+log = structlog.get_logger(__name__)
+
+
+class PreflightError(RuntimeError):
+    """A service the worker needs is unreachable; the message names it."""
+
+
+def preflight(settings: Settings, timeout_s: float = 10.0) -> None:
+    """Fail fast, in one line, when Redis or Kafka cannot be reached; create missing topics."""
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        password=settings.redis_password,
+        socket_connect_timeout=timeout_s,
+        socket_timeout=timeout_s,
+    )
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        raise PreflightError(
+            f"cannot reach Redis at {safe_url(settings.redis_url)}: {_first_line(exc)}"
+        ) from None
+    finally:
+        client.close()
+    quiet = logging.getLogger("aiokafka")
+    previous = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # its connection errors would repeat ours, with tracebacks
+    try:
+        asyncio.run(ensure_topics(settings, timeout_s=timeout_s))
+    except Exception as exc:  # one line for people, whatever the client raised
+        raise PreflightError(_first_line(exc)) from None
+    finally:
+        quiet.setLevel(previous)
+
+
+def run_worker(settings: Settings, rules: Rules) -> None:
+    """Run until stopped (SIGINT/SIGTERM). Exits the process when Faust stops."""
+    preflight(settings)
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    app = create_app(settings, rules)
+    log.info(
+        "worker_starting",
+        app_id=settings.app_id,
+        kafka=settings.kafka_bootstrap,
+        redis=safe_url(settings.redis_url),
+        partitions=settings.partitions,
+        rules_version=rules.version,
+        model_version=settings.model_version,
+    )
+    level = "warn" if settings.log_level in {"warn", "warning", "error"} else "info"
+    faust.Worker(app, loglevel=level, quiet=True).execute_from_commandline()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0]
