@@ -65,6 +65,9 @@ class Settings:
         default=None, repr=False, metadata=_doc("EWS_KAFKA_SASL_PASSWORD")
     )
     kafka_ssl_cafile: str | None = field(default=None, metadata=_doc("EWS_KAFKA_SSL_CAFILE"))
+    kafka_session_timeout_s: float = field(
+        default=10.0, metadata=_doc("EWS_KAFKA_SESSION_TIMEOUT_S")
+    )
     kafka_idempotent_producer: bool = field(
         default=True, metadata=_doc("EWS_KAFKA_IDEMPOTENT_PRODUCER")
     )
@@ -174,6 +177,8 @@ def _validate(s: Settings) -> None:
             fail(name, f"must be at least 1, got {getattr(s, name)}")
     if not 0 <= s.web_port < 65536:
         fail("web_port", f"must be 0 (off) or a port, got {s.web_port}")
+    if not 6.0 <= s.kafka_session_timeout_s <= 300.0:
+        fail("kafka_session_timeout_s", "must be between 6 and 300 seconds (broker limits)")
     if s.sink_retry_max_s <= 0:
         fail("sink_retry_max_s", "must be positive")
     if not (s.store.startswith("memory://") or s.store.startswith("rocksdb://")):

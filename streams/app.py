@@ -29,6 +29,9 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,
         broker_commit_interval=1.0,
+        # A crashed worker's partitions move on once its session expires: keep that short.
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=settings.kafka_session_timeout_s / 5,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
     )

@@ -20,14 +20,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from detectors.events import Event, Repayment
+
 TopicPartition = tuple[str, int]
+SortKey = tuple[datetime, int, str]
+
+
+def merge_key(event: Event) -> SortKey:
+    """Event time, then outcome < repayment < transaction, then ``event_id``."""
+    rank = 1 if isinstance(event, Repayment) else 2
+    return (event.ts, rank, event.event_id)
 
 
 @dataclass(slots=True)
 class Pending:
     """A decoded event waiting in the merge buffer; ``handle`` is the broker message to ack."""
 
-    sort_key: tuple[datetime, int, str]
+    sort_key: SortKey
     topic: str
     partition: int
     offset: int

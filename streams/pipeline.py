@@ -20,7 +20,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,15 +29,13 @@ from faust.streams import _current_event  # the context Faust's stores read the 
 
 from detectors.alert import Alert
 from detectors.engine import RiskDetector
-from detectors.events import Repayment, Source
+from detectors.events import Source
 from detectors.state import CustomerState
 from sinks.delivery import Delivery
-from streams.merge import EventTimeMerger, Pending
+from streams.merge import EventTimeMerger, Pending, merge_key
 from streams.records import DecodeError, Decoder, dead_letter, decode
 
 log = structlog.get_logger(__name__)
-
-TOPIC_RANK = {"repayment": 1, "transaction": 2}
 
 
 @dataclass(slots=True)
@@ -66,7 +64,9 @@ class Pipeline:
         batch_within_s: float = 0.05,
         merge_idle_s: float = 0.2,
         merge_max_wait_s: float = 2.0,
+        report_every_s: float = 10.0,
     ) -> None:
+        self.report_every_s = report_every_s
         self.detector = detector
         self.delivery = delivery
         self.decoders = decoders
@@ -91,8 +91,14 @@ class Pipeline:
             self.batch_max, within=self.batch_within_s
         ).__aiter__()
         next_batch: asyncio.Future[list[Any]] | None = None
+        next_report = time.monotonic() + self.report_every_s
         try:
             while True:
+                if time.monotonic() >= next_report:
+                    next_report = time.monotonic() + self.report_every_s
+                    log.info(
+                        "pipeline_progress", buffered=len(self.merger), **asdict(self.counters)
+                    )
                 if next_batch is None:
                     next_batch = asyncio.ensure_future(batches.__anext__())
                 done, _ = await asyncio.wait({next_batch}, timeout=self.batch_within_s)
@@ -108,6 +114,9 @@ class Pipeline:
                     await next_batch
             await self.delivery.close()
 
+    def _report(self) -> None:
+        log.info("pipeline_progress", buffered=len(self.merger), **asdict(self.counters))
+
     def _take(self, batch: list[Any]) -> list[tuple[Any, DecodeError]]:
         """Decode a batch into the merger; return the messages that failed to decode."""
         bad = []
@@ -122,10 +131,9 @@ class Pipeline:
                 self.merger.seen(message.topic, message.partition, message.offset)
                 bad.append((handle, exc))
                 continue
-            rank = TOPIC_RANK["repayment" if isinstance(event, Repayment) else "transaction"]
             self.merger.push(
                 Pending(
-                    sort_key=(event.ts, rank, event.event_id),
+                    sort_key=merge_key(event),
                     topic=message.topic,
                     partition=message.partition,
                     offset=message.offset,
@@ -159,7 +167,7 @@ class Pipeline:
         await self.delivery.deliver(alerts)
         self.counters.alerts += len(alerts)
         for customer_id, (state, handle) in touched.items():
-            self._store(customer_id, state, handle)
+            self._put(customer_id.encode(), state.encode(), handle)
         for handle, _ in bad:
             await stream.ack(handle)
         for item in ready:
@@ -180,20 +188,28 @@ class Pipeline:
             return self.detector.new_state(customer_id)
         return CustomerState.decode(raw)
 
-    def _store(self, customer_id: str, state: CustomerState, handle: Any) -> None:
+    def _put(self, key: bytes, value: bytes, handle: Any) -> None:
         # The write happens after the batch left Faust's iteration, so name the event whose
         # partition the key belongs to: Faust's changelog and stores read it from this context.
         token = _current_event.set(weakref.ref(handle))
         try:
-            self.table[customer_id.encode()] = state.encode()
+            self.table[key] = value
         finally:
             _current_event.reset(token)
 
     async def _dead_letter(self, handle: Any, error: DecodeError) -> None:
+        """Write one dead letter, once: a per-partition marker in the table remembers the last
+        offset dead-lettered, so a redelivered bad message is not written again."""
         message = handle.message
+        marker = f"\x00deadletter:{message.topic}:{message.partition}".encode()
+        done = self.table.get(marker)
+        if done is not None and message.offset <= int(done):
+            self.counters.skipped += 1
+            return
         source = Source(message.topic, message.partition, message.offset)
         record = dead_letter(handle.value, handle.key, source, error, datetime.now(UTC))
         await self.deadletter_topic.send(key=handle.key, value=record)
+        self._put(marker, str(message.offset).encode(), handle)
         self.counters.dead_letters += 1
         log.warning(
             "dead_letter",

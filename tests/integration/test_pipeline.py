@@ -1,0 +1,164 @@
+"""The whole path on a real Apache Kafka broker and a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings, load_settings
+from streams.generator import generate
+from streams.localstack import ApacheKafka, RedisServer
+from tests.support import (
+    WorkerProcess,
+    committed_total,
+    dead_letters,
+    expected,
+    notification_alerts,
+    original_bytes,
+    produce,
+    recorded,
+    redis_alerts,
+    wait_processed,
+)
+
+pytestmark = pytest.mark.kafka
+
+STREAM = generate(customers=30, days=150, seed=11, malformed=6)
+
+
+def isolated_settings(kafka: ApacheKafka, redis_server: RedisServer, **extra: object) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    return load_settings(
+        {},
+        kafka_bootstrap=kafka.bootstrap,
+        redis_url=redis_server.url,
+        topic_prefix=f"t{tag}.",
+        app_id=f"ews-t{tag}",
+        redis_prefix=f"t{tag}:",
+        partitions=3,
+        **extra,
+    )
+
+
+@pytest.fixture
+def settings(kafka: ApacheKafka, redis_server: RedisServer) -> Settings:
+    return isolated_settings(kafka, redis_server)
+
+
+def test_stream_yields_replayed_alerts_in_redis_and_on_the_topic(
+    settings: Settings, artifacts: Path
+) -> None:
+    """A produced stream gives exactly the offline replay's alerts, once each, in both sinks."""
+    messages = recorded(STREAM, settings)
+    want = expected(messages, settings)
+    assert want.alerts, "the seeded input must produce alerts for this test to mean anything"
+    worker = WorkerProcess(settings, artifacts / "worker.log").start()
+    try:
+        total = asyncio.run(produce(settings, messages))
+        wait_processed(settings, total)
+    finally:
+        worker.stop()
+
+    in_redis = [a["alert_id"] for a in redis_alerts(settings)]
+    on_topic = [a["alert_id"] for a in notification_alerts(settings)]
+    assert sorted(in_redis) == sorted(a.alert_id for a in want.alerts)
+    assert sorted(on_topic) == sorted(in_redis)
+    assert not [i for i, n in Counter(in_redis).items() if n > 1]
+
+    by_id = {a["alert_id"]: a for a in redis_alerts(settings)}
+    for alert in want.alerts:
+        stored = by_id[alert.alert_id]
+        assert stored["level"] == alert.level.label
+        assert stored["kind"] == alert.kind.value
+        assert stored["reasons"] and len(stored["reasons"]) <= 4
+        assert stored["rules_version"] == "rules-1"
+
+
+def test_bad_messages_land_in_the_dead_letter_topic_with_reasons(
+    settings: Settings, artifacts: Path
+) -> None:
+    """Every malformed message, and nothing else, is dead-lettered with its bytes and reason."""
+    messages = recorded(STREAM, settings)
+    want = expected(messages, settings)
+    worker = WorkerProcess(settings, artifacts / "worker.log").start()
+    try:
+        total = asyncio.run(produce(settings, messages))
+        wait_processed(settings, total)
+    finally:
+        worker.stop()
+
+    letters = dead_letters(settings)
+    assert len(letters) == sum(m.malformed for m in STREAM.messages) == len(want.dead_letters)
+    got = sorted((original_bytes(d), d["error_code"]) for d in letters)
+    assert got == sorted((m.value, e.code.value) for m, e in want.dead_letters)
+    for letter in letters:
+        assert letter["topic"] in settings.topics.inputs
+        assert letter["offset"] >= 0 and letter["error_message"]
+
+
+def test_reprocessing_the_same_input_writes_no_duplicate(
+    settings: Settings, artifacts: Path
+) -> None:
+    """A second worker group re-reading the same input adds nothing to Redis or the topic."""
+    messages = recorded(STREAM, settings)
+    first = WorkerProcess(settings, artifacts / "first.log").start()
+    try:
+        total = asyncio.run(produce(settings, messages))
+        wait_processed(settings, total)
+    finally:
+        first.stop()
+    before_redis = redis_alerts(settings)
+    before_topic = notification_alerts(settings)
+
+    again = load_settings({}, **{**_fields(settings), "app_id": settings.app_id + "-again"})
+    second = WorkerProcess(again, artifacts / "second.log").start()
+    try:
+        wait_processed(again, total)
+    finally:
+        second.stop()
+    assert redis_alerts(settings) == before_redis
+    assert notification_alerts(settings) == before_topic
+
+
+def test_worker_killed_mid_stream_continues_as_if_uninterrupted(
+    settings: Settings, artifacts: Path
+) -> None:
+    """kill -9 mid-stream, restart: state comes back from the changelog, alerts are unchanged."""
+    messages = recorded(STREAM, settings)
+    want = expected(messages, settings)
+    half = len(messages) // 2
+    worker = WorkerProcess(settings, artifacts / "worker-1.log").start()
+    try:
+        asyncio.run(produce(settings, messages[:half]))
+        wait_processed(settings, half)
+        total = half + asyncio.run(produce(settings, messages[half:]))
+        committed_before_kill = asyncio.run(committed_total(settings))
+        worker.kill()
+    finally:
+        worker.stop()
+    assert committed_before_kill < total, "the kill must happen before the stream is done"
+
+    restarted = WorkerProcess(settings, artifacts / "worker-2.log").start()
+    try:
+        wait_processed(settings, total)
+    finally:
+        restarted.stop()
+
+    in_redis = [a["alert_id"] for a in redis_alerts(settings)]
+    assert sorted(in_redis) == sorted(a.alert_id for a in want.alerts)
+    assert set(a["alert_id"] for a in notification_alerts(settings)) == set(in_redis)
+    assert not [i for i, n in Counter(in_redis).items() if n > 1]
+    finals = {c: s.level.label for c, s in want.states.items()}
+    levels = {a["customer_id"]: a["level"] for a in redis_alerts(settings)}
+    assert levels == {c: lvl for c, lvl in finals.items() if c in levels}
+
+
+def _fields(settings: Settings) -> dict[str, object]:
+    return {
+        name: getattr(settings, name)
+        for name in ("kafka_bootstrap", "redis_url", "topic_prefix", "redis_prefix", "partitions")
+    }
