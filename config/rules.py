@@ -57,11 +57,7 @@ def parse_rules(data: dict[str, Any]) -> Rules:
     version = _get(data, "version", str)
     card = _get(data, "scorecard", dict)
     features = {
-        name: FeatureWeight(
-            weight=float(_get(spec, "weight", (int, float), f"scorecard.features.{name}")),
-            cap=float(_get(spec, "cap", (int, float), f"scorecard.features.{name}")),
-            text=_get(spec, "text", str, f"scorecard.features.{name}"),
-        )
+        name: _feature(name, spec)
         for name, spec in _get(card, "features", dict, "scorecard").items()
     }
     levels = _get(data, "levels", dict)
@@ -90,6 +86,22 @@ def parse_rules(data: dict[str, Any]) -> Rules:
         amber_dpd=amber_dpd,
         red_dpd=red_dpd,
     )
+
+
+def _feature(name: str, spec: Any) -> FeatureWeight:
+    where = f"scorecard.features.{name}"
+    if not isinstance(spec, dict):
+        raise RulesError(f"{where}: expected a table with weight, cap and text")
+    feature = FeatureWeight(
+        weight=float(_get(spec, "weight", (int, float), where)),
+        cap=float(_get(spec, "cap", (int, float), where)),
+        text=_get(spec, "text", str, where),
+    )
+    try:
+        feature.text.format(value=1.0)
+    except (ValueError, KeyError, IndexError) as exc:
+        raise RulesError(f"{where}.text: bad template {feature.text!r}: {exc!r}") from None
+    return feature
 
 
 def _get(table: dict[str, Any], key: str, kind: Any, where: str = "") -> Any:

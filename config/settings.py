@@ -9,6 +9,8 @@ A bad value raises :class:`SettingsError` naming the field.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import ssl
 import tomllib
 from collections.abc import Mapping
@@ -18,6 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 ENV_PREFIX = "EWS_"
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
 class SettingsError(ValueError):
@@ -177,10 +180,16 @@ def _validate(s: Settings) -> None:
             fail(name, f"must be at least 1, got {getattr(s, name)}")
     if not 0 <= s.web_port < 65536:
         fail("web_port", f"must be 0 (off) or a port, got {s.web_port}")
-    if not 6.0 <= s.kafka_session_timeout_s <= 300.0:
+    if not 6.0 <= s.kafka_session_timeout_s <= 300.0:  # also false for NaN
         fail("kafka_session_timeout_s", "must be between 6 and 300 seconds (broker limits)")
-    if s.sink_retry_max_s <= 0:
-        fail("sink_retry_max_s", "must be positive")
+    if not (math.isfinite(s.sink_retry_max_s) and s.sink_retry_max_s > 0):
+        fail("sink_retry_max_s", "must be a positive number")
+    for f in dataclasses.fields(Topics):
+        name = getattr(s.topics, f.name)
+        if not isinstance(name, str) or not _TOPIC_NAME.fullmatch(name):
+            raise SettingsError(
+                f"topics.{f.name} ({f.metadata['doc']}): expected a Kafka topic name, got {name!r}"
+            )
     if not (s.store.startswith("memory://") or s.store.startswith("rocksdb://")):
         fail("store", f"expected memory:// or rocksdb://, got {s.store!r}")
     if s.log_format not in {"auto", "json", "console"}:
@@ -204,7 +213,10 @@ def load_settings(
             data = tomllib.loads(Path(path).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"config file {path}: {exc}") from exc
-        topic_values.update(data.pop("topics", {}))
+        file_topics = data.pop("topics", {})
+        if not isinstance(file_topics, dict):
+            raise SettingsError(f"config file {path}: [topics] must be a table")
+        topic_values.update(file_topics)
         values.update(data)
     for f in dataclasses.fields(Settings):
         if f.name != "topics" and f.metadata["doc"] in env:

@@ -49,7 +49,7 @@ class CustomerState:
                 "o": self.offsets,
                 "w": self.watermark_ms,
                 "l": int(self.level),
-                "s": round(self.score, 6),
+                "s": self.score,
                 "n": self.events,
                 "z": self.late_events,
                 "g": {s.name: s.to_state() for s in self.signals},

@@ -47,7 +47,7 @@ class EWMeanVar(stats.base.Univariate):
         return (x - self.mean) / max(math.sqrt(self.variance), floor)
 
     def to_state(self) -> list[float]:
-        return [round(self.mean, 6), round(self.variance, 6), self.n]
+        return [self.mean, self.variance, self.n]
 
     def load_state(self, state: list[float]) -> None:
         self.mean, self.variance, n = state
@@ -68,7 +68,7 @@ class EWShare(stats.base.Univariate):
         return self.share
 
     def to_state(self) -> float:
-        return round(self.share, 6)
+        return self.share
 
     def load_state(self, state: float) -> None:
         self.share = float(state)

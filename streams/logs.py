@@ -35,4 +35,5 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=LEVELS[level], stream=sys.stderr)
-    logging.getLogger("aiokafka").setLevel(max(LEVELS[level], logging.WARNING))
+    for noisy in ("aiokafka", "kafka"):
+        logging.getLogger(noisy).setLevel(max(LEVELS[level], logging.WARNING))

@@ -91,8 +91,9 @@ class EventTimeMerger:
         for tp in [tp for tp in self._buffers if tp[1] in partitions]:
             dropped.extend(self._buffers.pop(tp))
         for tp in [tp for tp in self._last_offset if tp[1] in partitions]:
-            self._last_offset.pop(tp, None)
-            self._empty_since.pop(tp, None)
+            del self._last_offset[tp]
+        for tp in [tp for tp in self._empty_since if tp[1] in partitions]:
+            del self._empty_since[tp]
         return dropped
 
     def _drain(self, partition: int, now: float) -> list[Pending]:

@@ -7,9 +7,10 @@ that names the field, so the worker can dead-letter it with a reason and move on
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ from detectors.events import (
 SCHEMA_VERSION = 1
 MAX_ID_LENGTH = 128
 _MAX_AMOUNT = Decimal("1e15")
+_DECIMAL = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,9})?")
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -73,7 +75,7 @@ def parse_object(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
             ErrorCode.NOT_OBJECT, f"expected a JSON object, got {type(data).__name__}"
         )
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION or isinstance(version, bool):
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise DecodeError(
             ErrorCode.SCHEMA_VERSION, f"schema_version must be {SCHEMA_VERSION}, got {version!r}"
         )
@@ -90,7 +92,9 @@ def decode_transaction(data: dict[str, Any]) -> Transaction:
         currency=_currency(data),
         direction=_enum(data, "direction", Direction),
         channel=_enum(data, "channel", Channel),
-        status=_enum(data, "status", TxStatus),
+        status=_enum(data, "status", TxStatus)
+        if data.get("status") is not None
+        else TxStatus.POSTED,
         mcc=_optional(data, "mcc", _str),
         counterparty=_optional(data, "counterparty", _str),
         balance_after=_optional(data, "balance_after", lambda d, k: _money(d, k)),
@@ -209,12 +213,11 @@ def _money(
             ErrorCode.WRONG_TYPE,
             f"{key} must be a decimal string or integer minor units, got {_kind(value)}",
         )
-    try:
-        amount = Decimal(value) if isinstance(value, str) else Decimal(value).scaleb(-2)
-    except InvalidOperation:
-        raise DecodeError(ErrorCode.BAD_AMOUNT, f"{key} {value!r} is not a decimal") from None
-    if not amount.is_finite() or abs(amount) >= _MAX_AMOUNT:
-        raise DecodeError(ErrorCode.BAD_AMOUNT, f"{key} {value!r} is not a finite amount")
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+        raise DecodeError(ErrorCode.BAD_AMOUNT, f"{key} {value[:40]!r} is not a plain decimal")
+    amount = Decimal(value) if isinstance(value, str) else Decimal(value).scaleb(-2)
+    if abs(amount) >= _MAX_AMOUNT:
+        raise DecodeError(ErrorCode.BAD_AMOUNT, f"{key} {value!r} is out of range")
     if positive and (amount < 0 or (amount == 0 and not zero_ok)):
         need = "zero or positive" if zero_ok else "positive"
         raise DecodeError(ErrorCode.BAD_AMOUNT, f"{key} must be {need}, got {value!r}")
@@ -223,7 +226,7 @@ def _money(
 
 def _currency(data: dict[str, Any]) -> str:
     value = _str(data, "currency")
-    if len(value) != 3 or not value.isalpha() or not value.isupper():
+    if len(value) != 3 or not value.isascii() or not value.isalpha() or not value.isupper():
         raise DecodeError(ErrorCode.BAD_ID, f"currency must be an ISO 4217 code, got {value!r}")
     return value
 

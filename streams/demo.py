@@ -1,0 +1,317 @@
+"""``ews demo``: real local services, a worker, a generator, alerts on screen, a summary at the end.
+
+Starts Apache Kafka (or tansu where Java/Maven are missing) and redis-server on free ports unless
+``EWS_KAFKA_BOOTSTRAP`` / ``EWS_REDIS_URL`` point at existing ones, creates the topics, runs one
+``ews worker`` child process, produces the generator's events at ``--rate`` in event-time order,
+prints every alert as it arrives, and on Ctrl-C or after ``--duration`` waits for the worker to
+catch up, prints a summary (optionally as JSON) and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Mapping
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from config.settings import Settings
+from sinks.redis import RedisLayout
+from streams.generator import TRANSACTIONS, GeneratedStream, generate
+from streams.localstack import RedisServer, Tansu, start_broker
+from streams.render import format_alert
+from streams.topics import ensure_topics
+
+log = structlog.get_logger(__name__)
+
+CATCH_UP_TIMEOUT_S = 60.0
+LEVELS_ABOVE_WATCH = {"amber", "red"}
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    duration_s: float | None = None
+    summary_json: str | None = None
+    customers: int = 50
+    days: int = 210
+    seed: int = 7
+    rate: float = 1000.0
+    malformed: int = 5
+    broker: str = "auto"
+
+
+@dataclass(slots=True)
+class Progress:
+    produced: int = 0
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_demo(settings: Settings, options: DemoOptions, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ews-demo-")))
+        settings, broker_name = _services(settings, env, options, workdir, stack)
+        asyncio.run(ensure_topics(settings))
+        worker = _start_worker(settings, workdir / "worker.log")
+        stack.callback(_stop, worker)
+        _banner(settings, broker_name, workdir)
+        stream = generate(
+            customers=options.customers,
+            days=options.days,
+            seed=options.seed,
+            malformed=options.malformed,
+        )
+        progress = Progress()
+        started = time.monotonic()
+        with suppress(KeyboardInterrupt):
+            asyncio.run(_live(settings, stream, options, progress, worker))
+        summary = asyncio.run(_summary(settings, stream, progress, broker_name))
+        summary["duration_s"] = round(time.monotonic() - started, 1)
+        _print_summary(summary)
+        if options.summary_json:
+            Path(options.summary_json).write_bytes(
+                orjson.dumps(summary, option=orjson.OPT_INDENT_2)
+            )
+        if worker.poll() is not None:
+            print(f"the worker exited early ({worker.returncode}); see {workdir / 'worker.log'}")
+            return 1
+    return 0
+
+
+def _services(
+    settings: Settings,
+    env: Mapping[str, str],
+    options: DemoOptions,
+    workdir: Path,
+    stack: ExitStack,
+) -> tuple[Settings, str]:
+    changes: dict[str, Any] = {}
+    broker_name = "existing Kafka"
+    if "EWS_KAFKA_BOOTSTRAP" not in env:
+        broker = start_broker(workdir / "broker", prefer=options.broker)
+        stack.callback(broker.stop)
+        changes["kafka_bootstrap"] = broker.bootstrap
+        broker_name = "Apache Kafka"
+        if isinstance(broker, Tansu):
+            broker_name = "tansu"
+            print(
+                "warning: Java or Maven not found, using the embedded tansu broker: fine for a "
+                "first look, but it loses table state on restart (see README)",
+                file=sys.stderr,
+            )
+            changes["kafka_idempotent_producer"] = False  # tansu refuses it
+            changes["kafka_session_timeout_s"] = 6.0  # tansu holds a join for half of it
+    if "EWS_REDIS_URL" not in env:
+        server = RedisServer(workdir / "redis")
+        server.start()
+        stack.callback(server.stop)
+        changes["redis_url"] = server.url
+    return dataclasses.replace(settings, **changes), broker_name
+
+
+def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    log_file = log_path.open("wb")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env={**os.environ, **settings.env_vars, "EWS_LOG_FORMAT": "json"},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        log_file.close()
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=10)
+
+
+def _banner(settings: Settings, broker_name: str, workdir: Path) -> None:
+    print(f"ews demo: {broker_name} at {settings.kafka_bootstrap}, Redis at {settings.redis_url}")
+    print(f"  worker log: {workdir / 'worker.log'}")
+    print(
+        f"  in another terminal: EWS_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} "
+        f"EWS_REDIS_URL={settings.redis_url} .venv/bin/ews customer show c0001"
+    )
+    print("  alerts appear below as the worker raises them; Ctrl-C stops the demo\n", flush=True)
+
+
+async def _live(
+    settings: Settings,
+    stream: GeneratedStream,
+    options: DemoOptions,
+    progress: Progress,
+    worker: subprocess.Popen[bytes],
+) -> None:
+    producing = asyncio.create_task(_produce(settings, stream, options.rate, progress))
+    showing = asyncio.create_task(_show(settings, progress))
+    deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            if worker.poll() is not None:
+                print("the worker stopped unexpectedly", file=sys.stderr)
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        producing.cancel()
+        with suppress(asyncio.CancelledError):
+            await producing
+        await _catch_up(settings, progress)
+        showing.cancel()
+        with suppress(asyncio.CancelledError):
+            await showing
+
+
+async def _produce(
+    settings: Settings, stream: GeneratedStream, rate: float, progress: Progress
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, **settings.kafka_client_options()
+    )
+    await producer.start()
+    topics = settings.topics
+    started = time.monotonic()
+    try:
+        for index, message in enumerate(stream.messages):
+            topic = topics.transactions if message.stream == TRANSACTIONS else topics.repayments
+            await producer.send(topic, message.value, key=message.key)
+            progress.produced = index + 1
+            ahead = (index + 1) / rate - (time.monotonic() - started)
+            if ahead > 0.01:
+                await producer.flush()
+                await asyncio.sleep(ahead)
+        await producer.flush()
+        print(f"-- all {progress.produced} events produced; watching (Ctrl-C to stop)", flush=True)
+    finally:
+        with suppress(Exception):
+            await producer.flush()
+        await producer.stop()
+
+
+async def _show(settings: Settings, progress: Progress) -> None:
+    consumer = AIOKafkaConsumer(
+        settings.topics.notifications,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **settings.kafka_client_options(),
+    )
+    await consumer.start()
+    colour = sys.stdout.isatty()
+    try:
+        async for record in consumer:
+            alert = orjson.loads(record.value)
+            progress.alerts.append(alert)
+            print(format_alert(alert, colour=colour), flush=True)
+    finally:
+        await consumer.stop()
+
+
+async def _catch_up(settings: Settings, progress: Progress) -> None:
+    """Wait (bounded) until the worker has committed every produced event."""
+    deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if await processed(settings) >= progress.produced:
+            await asyncio.sleep(1.0)  # let the last notifications reach the viewer
+            return
+        await asyncio.sleep(0.5)
+    print("warning: the worker did not catch up within the timeout", file=sys.stderr)
+
+
+async def processed(settings: Settings) -> int:
+    """Events the worker group has committed on the input topics."""
+    return sum((await _offsets(settings, settings.topics.inputs, committed=True)).values())
+
+
+async def _offsets(settings: Settings, topics: tuple[str, ...], committed: bool) -> dict[str, int]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.app_id if committed else None,
+        enable_auto_commit=False,
+        **settings.kafka_client_options(),
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
+        if committed:
+            values = {tp: (await consumer.committed(tp)) or 0 for tp in tps}
+        else:
+            ends = await consumer.end_offsets(tps)
+            starts = await consumer.beginning_offsets(tps)
+            values = {tp: ends[tp] - starts[tp] for tp in tps}
+        totals: Counter[str] = Counter()
+        for tp, value in values.items():
+            totals[tp.topic] += value
+        return dict(totals)
+    finally:
+        await consumer.stop()
+
+
+async def _summary(
+    settings: Settings, stream: GeneratedStream, progress: Progress, broker: str
+) -> dict[str, Any]:
+    layout = RedisLayout(settings.redis_prefix)
+    client = redis.Redis.from_url(settings.redis_url, password=settings.redis_password)
+    try:
+        redis_ids = {f[b"alert_id"] for _, f in client.xrange(layout.alerts)}
+    finally:
+        client.close()
+    counts = await _offsets(
+        settings, (settings.topics.deadletter, settings.topics.notifications), committed=False
+    )
+    distinct = {a["alert_id"]: a for a in progress.alerts}
+    by_customer: dict[str, set[str]] = {}
+    for alert in distinct.values():
+        by_customer.setdefault(alert["customer_id"], set()).add(alert["level"])
+    bad = {c for c, t in stream.truth.items() if t.deteriorates}
+    healthy = set(stream.truth) - bad
+    produced_ids = progress.produced
+    return {
+        "broker": broker,
+        "events_produced": produced_ids,
+        "events_processed": await processed(settings),
+        "malformed_injected": sum(m.malformed for m in stream.messages[: progress.produced]),
+        "dead_letters": counts.get(settings.topics.deadletter, 0),
+        "alerts_by_level": dict(Counter(a["level"] for a in distinct.values())),
+        "alerts_by_kind": dict(Counter(a["kind"] for a in distinct.values())),
+        "alerts_in_redis": len(redis_ids),
+        "notifications_messages": counts.get(settings.topics.notifications, 0),
+        "notifications_distinct": len(distinct),
+        "deteriorating_customers": len(bad),
+        "deteriorating_alerted": len(bad & set(by_customer)),
+        "deteriorating_amber_or_red": len(
+            {c for c in bad if by_customer.get(c, set()) & LEVELS_ABOVE_WATCH}
+        ),
+        "healthy_customers": len(healthy),
+        "healthy_alerted": len(healthy & set(by_customer)),
+        "healthy_above_watch": len(
+            {c for c in healthy if by_customer.get(c, set()) & LEVELS_ABOVE_WATCH}
+        ),
+    }
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    print("\n== ews demo summary ==")
+    for key, value in summary.items():
+        print(f"  {key:<28} {value}")

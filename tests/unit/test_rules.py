@@ -1,0 +1,143 @@
+"""Alert rules and scorecard: the default file, and validation errors that name the field."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.rules import DEFAULT_RULES, LEVEL_NAMES, RulesError, load_rules, parse_rules
+
+
+def _default_data() -> dict[str, Any]:
+    return tomllib.loads(DEFAULT_RULES.read_text())
+
+
+def test_default_file_loads_with_version() -> None:
+    """The packaged rules load, carry their version and rising, valid bands."""
+    rules = load_rules()
+    assert rules.version == _default_data()["version"]
+    assert rules.version
+    assert len(rules.bands) == len(LEVEL_NAMES)
+    enters = [b.enter for b in rules.bands]
+    assert enters == sorted(enters)
+    assert all(0 < b.exit <= b.enter < 1 for b in rules.bands)
+    assert 0 < rules.amber_dpd < rules.red_dpd
+    assert "dpd" in rules.features
+    assert all(isinstance(f.weight, float) for f in rules.features.values())
+
+
+def test_load_rules_from_an_explicit_path(tmp_path: Path) -> None:
+    """load_rules reads the given path instead of the packaged default."""
+    path = tmp_path / "rules.toml"
+    path.write_text(DEFAULT_RULES.read_text().replace('"rules-1"', '"rules-test-7"'))
+    assert load_rules(path).version == "rules-test-7"
+
+
+def test_default_feature_texts_format_a_number() -> None:
+    """Every packaged reason text formats with a value and shows a number."""
+    for name, spec in load_rules().features.items():
+        text = spec.text.format(value=0.37)
+        assert any(ch.isdigit() for ch in text), name
+
+
+def _mutated(change: Any) -> dict[str, Any]:
+    data = copy.deepcopy(_default_data())
+    change(data)
+    return data
+
+
+def _drop_version(d: dict[str, Any]) -> None:
+    del d["version"]
+
+
+def _exit_above_enter(d: dict[str, Any]) -> None:
+    d["levels"]["amber"]["exit"] = 0.50  # enter is 0.45
+
+
+def _not_rising(d: dict[str, Any]) -> None:
+    d["levels"]["amber"]["enter"] = 0.80  # above red's 0.75
+    d["levels"]["amber"]["exit"] = 0.70
+
+
+def _amber_not_below_red(d: dict[str, Any]) -> None:
+    d["floors"]["amber_dpd"] = d["floors"]["red_dpd"]
+
+
+def _weight_as_string(d: dict[str, Any]) -> None:
+    d["scorecard"]["features"]["dpd"]["weight"] = "0.06"
+
+
+def _missing_band(d: dict[str, Any]) -> None:
+    del d["levels"]["red"]
+
+
+def _dpd_as_float(d: dict[str, Any]) -> None:
+    d["floors"]["red_dpd"] = 90.0
+
+
+def _bool_cap(d: dict[str, Any]) -> None:
+    d["scorecard"]["features"]["dpd"]["cap"] = True
+
+
+@pytest.mark.parametrize(
+    ("change", "names"),
+    [
+        (_drop_version, ["version", "missing"]),
+        (_exit_above_enter, ["levels.amber", "exit"]),
+        (_not_rising, ["levels", "rise"]),
+        (_amber_not_below_red, ["floors", "amber_dpd", "red_dpd"]),
+        (_weight_as_string, ["scorecard.features.dpd.weight", "wrong type"]),
+        (_missing_band, ["levels.red", "missing"]),
+        (_dpd_as_float, ["floors.red_dpd", "wrong type"]),
+        (_bool_cap, ["scorecard.features.dpd.cap"]),
+    ],
+)
+def test_parse_rules_errors_name_the_field(change: Any, names: list[str]) -> None:
+    """Each invalid rule fails with RulesError whose message names the offending field."""
+    with pytest.raises(RulesError) as info:
+        parse_rules(_mutated(change))
+    for name in names:
+        assert name in str(info.value)
+
+
+def test_load_rules_error_names_the_file(tmp_path: Path) -> None:
+    """A bad rules file fails naming the file as well as the field."""
+    path = tmp_path / "bad-rules.toml"
+    path.write_text(DEFAULT_RULES.read_text().replace('version = "rules-1"', ""))
+    with pytest.raises(RulesError, match=r"bad-rules\.toml.*version"):
+        load_rules(path)
+
+
+def test_unreadable_or_invalid_toml_is_a_rules_error(tmp_path: Path) -> None:
+    """Missing files and TOML syntax errors become RulesError naming the file."""
+    with pytest.raises(RulesError, match=r"nowhere\.toml"):
+        load_rules(tmp_path / "nowhere.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("version = [\n")
+    with pytest.raises(RulesError, match=r"broken\.toml"):
+        load_rules(broken)
+
+
+def test_feature_spec_that_is_not_a_table_is_a_rules_error() -> None:
+    """`dpd = 0.06` instead of a table fails with RulesError naming the feature."""
+
+    def change(d: dict[str, Any]) -> None:
+        d["scorecard"]["features"]["dpd"] = 0.06
+
+    with pytest.raises(RulesError, match=r"scorecard\.features\.dpd"):
+        parse_rules(_mutated(change))
+
+
+@pytest.mark.parametrize("text", ["{value:.0f days", "{amount:.0f} days", "{value:.0q}"])
+def test_reason_text_that_cannot_format_is_a_rules_error(text: str) -> None:
+    """A reason text that cannot format a number is rejected when the rules load."""
+
+    def change(d: dict[str, Any]) -> None:
+        d["scorecard"]["features"]["dpd"]["text"] = text
+
+    with pytest.raises(RulesError, match=r"scorecard\.features\.dpd"):
+        parse_rules(_mutated(change))
