@@ -267,3 +267,20 @@ def test_settings_are_frozen() -> None:
     s = load_settings({})
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.partitions = 9  # type: ignore[misc]
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    """Each EWS_* variable the settings read appears in README.md's table."""
+    import dataclasses
+    from pathlib import Path
+
+    from config.settings import Settings, Topics
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    names = [
+        f.metadata["doc"]
+        for cls in (Settings, Topics)
+        for f in dataclasses.fields(cls)
+        if "doc" in f.metadata
+    ]
+    assert names and not [n for n in names if f"`{n}`" not in readme]
