@@ -38,6 +38,8 @@ class Rules:
     bands: tuple[Band, Band, Band]  # watch, amber, red
     amber_dpd: int
     red_dpd: int
+    resolve_after_days: int = 14
+    cooldown_days: int = 7
 
 
 def load_rules(path: str | Path | None = None) -> Rules:
@@ -78,6 +80,11 @@ def parse_rules(data: dict[str, Any]) -> Rules:
     red_dpd = _get(floors, "red_dpd", int, "floors")
     if not 0 < amber_dpd < red_dpd:
         raise RulesError(f"floors: need 0 < amber_dpd < red_dpd, got {amber_dpd}, {red_dpd}")
+    alerting = _get(data, "alerting", dict)
+    resolve_after_days = _get(alerting, "resolve_after_days", int, "alerting")
+    cooldown_days = _get(alerting, "cooldown_days", int, "alerting")
+    if resolve_after_days < 0 or cooldown_days < 0:
+        raise RulesError("alerting: resolve_after_days and cooldown_days must not be negative")
     return Rules(
         version=version,
         intercept=float(_get(card, "intercept", (int, float), "scorecard")),
@@ -85,6 +92,8 @@ def parse_rules(data: dict[str, Any]) -> Rules:
         bands=(bands[0], bands[1], bands[2]),
         amber_dpd=amber_dpd,
         red_dpd=red_dpd,
+        resolve_after_days=resolve_after_days,
+        cooldown_days=cooldown_days,
     )
 
 

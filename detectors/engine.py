@@ -59,26 +59,23 @@ class RiskDetector:
             features.update(signal.score_one(now))
         scored = self.scorecard.score_one(features)
         floor = self.policy.floor(features.get("dpd", 0.0))
-        previous = state.level
-        level = self.policy.next_level(previous, scored.score, floor)
         state.score = scored.score
-        state.level = level
-        kind = self.policy.kind(previous, level)
-        if kind is None:
+        transition = self.policy.decide(state.alert, state.watermark_ms, scored.score, floor)
+        if transition is None:
             return Applied(skipped=False)
         alert = Alert(
             alert_id=alert_id(
                 state.customer_id,
-                kind,
-                level,
+                transition.kind,
+                transition.level,
                 event.event_id,
                 self.rules.version,
                 self.model_version,
             ),
             customer_id=state.customer_id,
-            kind=kind,
-            level=level,
-            previous_level=previous,
+            kind=transition.kind,
+            level=transition.level,
+            previous_level=transition.previous,
             score=scored.score,
             reasons=self.reasons(scored, floor, features.get("dpd", 0.0)),
             trigger=Trigger(event.event_id, source.topic, source.partition, source.offset),

@@ -1,22 +1,72 @@
-"""The alert state machine: score and hard floors to a level, with hysteresis; level changes to
-alert kinds. Deciding is separate from scoring, as River's ``AnomalyFilter`` is."""
+"""The alert state machine: score and hard floors to a level; level changes to notifications.
+
+Deciding is separate from scoring, as River's ``AnomalyFilter`` is. All times are event time in
+epoch milliseconds, passed in by the caller.
+
+- A level is **entered** when the score reaches its ``enter`` threshold (or a hard floor demands
+  it) and the notification goes out at once (``raised`` from none, else ``escalated``).
+- A level is **left** only after the score has stayed below its ``exit`` threshold for
+  ``resolve_after_days`` (and no floor holds it), so a score inside the band, or a dip, never
+  changes it (``downgraded``, or ``resolved`` down to none).
+- **Cooldown**: a level notified within ``cooldown_days`` is not notified again; the level is
+  still tracked and later notifications start from the last level notified.
+- **Snooze** mutes notifications until a given time, except when the red hard floor (90+ days
+  past due by default) holds the customer.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from config.rules import Rules
 from detectors.alert import AlertKind, Level
 
+DAY_MS = 86_400_000
+NEVER = -1
+
+
+@dataclass(slots=True)
+class AlertState:
+    """One customer's position in the state machine; compact and exactly serialisable."""
+
+    level: Level = Level.NONE
+    notified: Level = Level.NONE
+    below_since_ms: int | None = None
+    notified_at_ms: list[int] = field(default_factory=lambda: [NEVER] * 4)  # per level
+    snooze_until_ms: int = 0
+
+    def to_state(self) -> list[object]:
+        return [
+            int(self.level),
+            int(self.notified),
+            self.below_since_ms,
+            self.notified_at_ms,
+            self.snooze_until_ms,
+        ]
+
+    @classmethod
+    def from_state(cls, data: list[object]) -> AlertState:
+        level, notified, below, notified_at, snooze = data
+        assert isinstance(level, int) and isinstance(notified, int)
+        assert isinstance(notified_at, list) and isinstance(snooze, int)
+        assert below is None or isinstance(below, int)
+        return cls(Level(level), Level(notified), below, [int(t) for t in notified_at], snooze)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A notification to send: from the last level notified to the new level."""
+
+    kind: AlertKind
+    previous: Level
+    level: Level
+
 
 class LevelPolicy:
-    """Moves a customer between ``none < watch < amber < red``.
-
-    A level is entered when the score reaches its ``enter`` threshold and kept until the score
-    falls below its ``exit`` threshold, so a score inside the band never changes the level. Hard
-    floors (days past due) hold the level up whatever the score says.
-    """
-
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
+        self.resolve_after_ms = rules.resolve_after_days * DAY_MS
+        self.cooldown_ms = rules.cooldown_days * DAY_MS
 
     def floor(self, dpd: float) -> Level:
         if dpd >= self.rules.red_dpd:
@@ -25,21 +75,58 @@ class LevelPolicy:
             return Level.AMBER
         return Level.NONE
 
-    def next_level(self, current: Level, score: float, floor: Level) -> Level:
-        bands = self.rules.bands
-        entered = Level.NONE
-        for level in (Level.WATCH, Level.AMBER, Level.RED):
-            if score >= bands[level - 1].enter:
-                entered = level
-        held = current
-        while held > Level.NONE and score < bands[held - 1].exit:
-            held = Level(held - 1)
-        return max(entered, held, floor)
+    def entered(self, score: float) -> Level:
+        """The highest level whose enter threshold the score reaches."""
+        level = Level.NONE
+        for candidate in (Level.WATCH, Level.AMBER, Level.RED):
+            if score >= self.rules.bands[candidate - 1].enter:
+                level = candidate
+        return level
 
-    @staticmethod
-    def kind(previous: Level, level: Level) -> AlertKind | None:
-        if level == previous:
+    def held(self, current: Level, score: float) -> Level:
+        """The level the exit thresholds still allow, starting from ``current``."""
+        level = current
+        while level > Level.NONE and score < self.rules.bands[level - 1].exit:
+            level = Level(level - 1)
+        return level
+
+    def decide(
+        self, state: AlertState, now_ms: int, score: float, floor: Level
+    ) -> Transition | None:
+        """Move ``state`` (in place) and return the notification to send, if any."""
+        rising = max(self.entered(score), floor)
+        if rising > state.level:
+            state.level = rising
+            state.below_since_ms = None
+        else:
+            allowed = max(self.held(state.level, score), rising)
+            if allowed < state.level:
+                if state.below_since_ms is None:
+                    state.below_since_ms = now_ms
+                if now_ms - state.below_since_ms >= self.resolve_after_ms:
+                    state.level = allowed
+                    state.below_since_ms = None
+            else:
+                state.below_since_ms = None
+        return self._notify(state, now_ms, floor)
+
+    def _notify(self, state: AlertState, now_ms: int, floor: Level) -> Transition | None:
+        level = state.level
+        if level == state.notified:
             return None
-        if level > previous:
-            return AlertKind.RAISED if previous is Level.NONE else AlertKind.ESCALATED
-        return AlertKind.RESOLVED if level is Level.NONE else AlertKind.DOWNGRADED
+        hard_red = floor is Level.RED and level is Level.RED
+        if now_ms < state.snooze_until_ms and not hard_red:
+            return None
+        last = state.notified_at_ms[level]
+        if last != NEVER and now_ms - last < self.cooldown_ms and not hard_red:
+            return None
+        transition = Transition(kind(state.notified, level), state.notified, level)
+        state.notified = level
+        state.notified_at_ms[level] = now_ms
+        return transition
+
+
+def kind(previous: Level, level: Level) -> AlertKind:
+    if level > previous:
+        return AlertKind.RAISED if previous is Level.NONE else AlertKind.ESCALATED
+    return AlertKind.RESOLVED if level is Level.NONE else AlertKind.DOWNGRADED

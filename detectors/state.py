@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from detectors.alert import Level
 from detectors.base import Signal
+from detectors.levels import AlertState
 from detectors.repayment import DaysPastDue
 from detectors.transactions import AccountConduct, SpendSpike
 
@@ -32,7 +32,7 @@ class CustomerState:
     signals: list[Signal] = field(default_factory=default_signals)
     offsets: dict[str, int] = field(default_factory=dict)
     watermark_ms: int = 0
-    level: Level = Level.NONE
+    alert: AlertState = field(default_factory=AlertState)
     score: float = 0.0
     events: int = 0
     late_events: int = 0
@@ -48,7 +48,7 @@ class CustomerState:
                 "c": self.customer_id,
                 "o": self.offsets,
                 "w": self.watermark_ms,
-                "l": int(self.level),
+                "a": self.alert.to_state(),
                 "s": self.score,
                 "n": self.events,
                 "z": self.late_events,
@@ -70,7 +70,7 @@ class CustomerState:
             signals=signals,
             offsets=data["o"],
             watermark_ms=data["w"],
-            level=Level(data["l"]),
+            alert=AlertState.from_state(data["a"]),
             score=data["s"],
             events=data["n"],
             late_events=data["z"],

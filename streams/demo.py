@@ -307,11 +307,28 @@ async def _summary(
         "deteriorating_amber_or_red": len(
             {c for c in bad if by_customer.get(c, set()) & LEVELS_ABOVE_WATCH}
         ),
+        "deteriorating_amber_or_red_before_30dpd": len(_warned_before_30dpd(stream, distinct)),
         "healthy_customers": len(healthy),
         "healthy_alerted": len(healthy & set(by_customer)),
         "healthy_above_watch": len(
             {c for c in healthy if by_customer.get(c, set()) & LEVELS_ABOVE_WATCH}
         ),
+    }
+
+
+def _warned_before_30dpd(stream: GeneratedStream, alerts: dict[str, dict[str, Any]]) -> set[str]:
+    """Deteriorating customers with an amber or red alert dated before their first 30+ DPD."""
+    first_warning: dict[str, str] = {}
+    for alert in alerts.values():
+        if alert["level"] in LEVELS_ABOVE_WATCH:
+            customer = alert["customer_id"]
+            first_warning[customer] = min(first_warning.get(customer, "9"), alert["event_time"])
+    return {
+        c
+        for c, t in stream.truth.items()
+        if t.first_30dpd is not None
+        and c in first_warning
+        and first_warning[c][:10] < t.first_30dpd.isoformat()
     }
 
 

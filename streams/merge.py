@@ -51,7 +51,7 @@ class EventTimeMerger:
         highwater: Callable[[TopicPartition], int | None],
         clock: Callable[[], float],
         idle_s: float = 0.2,
-        max_wait_s: float = 2.0,
+        max_wait_s: float = 5.0,
     ) -> None:
         self.topics = tuple(topics)
         self.highwater = highwater

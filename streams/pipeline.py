@@ -63,7 +63,7 @@ class Pipeline:
         batch_max: int = 500,
         batch_within_s: float = 0.05,
         merge_idle_s: float = 0.2,
-        merge_max_wait_s: float = 2.0,
+        merge_max_wait_s: float = 5.0,
         report_every_s: float = 10.0,
     ) -> None:
         self.report_every_s = report_every_s

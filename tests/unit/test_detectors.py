@@ -481,7 +481,7 @@ def test_customer_state_encode_decode_round_trip() -> None:
     assert decoded.encode() == raw
     assert decoded.customer_id == "c1"
     assert decoded.offsets == state.offsets
-    assert decoded.level == state.level
+    assert decoded.alert == state.alert
     assert decoded.watermark == state.watermark
     assert decoded.events == state.events
 
@@ -596,11 +596,11 @@ def test_dpd_floors_force_the_level(days_late: int, minimum: Level, code: str) -
     detector.apply(state, rep(RepaymentType.DUE, due), Source(REP_TOPIC, 0, 0))
     now = datetime(2025, 1, 31, 18, tzinfo=UTC) + timedelta(days=days_late)
     applied = detector.apply(state, tx("late", now, "10.00"), Source(TX_TOPIC, 0, 0))
-    assert state.level >= minimum
+    assert state.alert.level >= minimum
     if minimum is Level.RED:
-        assert state.level is Level.RED
+        assert state.alert.level is Level.RED
     (alert,) = applied.alerts
-    assert alert.level is state.level
+    assert alert.level is state.alert.level
     assert alert.kind is AlertKind.RAISED
     assert alert.reasons[0].code == code
     assert alert.reasons[0].value == float(days_late)
@@ -612,7 +612,7 @@ def test_rising_dpd_escalates_to_red_with_dpd_reasons() -> None:
     for day in range(1, 121):
         events.append(tx(f"t{day}", at(2025, 1, 31) + timedelta(days=day), "20.00"))
     alerts, states = _run(_with_sources(events))
-    assert states["c1"].level is Level.RED
+    assert states["c1"].alert.level is Level.RED
     assert alerts[0].kind is AlertKind.RAISED
     assert all(a.kind is AlertKind.ESCALATED for a in alerts[1:])
     assert [a.level for a in alerts] == sorted({a.level for a in alerts})

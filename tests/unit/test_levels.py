@@ -1,158 +1,170 @@
-"""The alert level policy: hysteresis bands, hard floors, and level changes as alert kinds."""
+"""The alert state machine: hysteresis, persistence, cooldown, snooze and hard floors."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from config.rules import Band, Rules, load_rules
+from config.rules import load_rules
 from detectors.alert import AlertKind, Level
-from detectors.levels import LevelPolicy
+from detectors.levels import DAY_MS, AlertState, LevelPolicy, Transition, kind
 
-PROPERTY = settings(max_examples=100, deadline=None, database=None)
-LEVELS = list(Level)
-SCORES = st.floats(min_value=0.0, max_value=1.0, exclude_max=True, allow_nan=False)
+RULES = load_rules()
+POLICY = LevelPolicy(RULES)
+BANDS = RULES.bands
 
-
-@st.composite
-def rules(draw: st.DrawFn) -> Rules:
-    """Valid rules: rising enter thresholds in (0, 1), each exit in (0, enter]."""
-    enters = sorted(
-        draw(
-            st.lists(
-                st.floats(min_value=0.01, max_value=0.99, allow_nan=False),
-                min_size=3,
-                max_size=3,
-                unique=True,
-            )
-        )
-    )
-    bands = []
-    for enter in enters:
-        fraction = draw(st.floats(min_value=0.05, max_value=1.0))
-        bands.append(Band(enter=enter, exit=max(enter * fraction, 1e-6)))
-    amber_dpd = draw(st.integers(min_value=1, max_value=120))
-    red_dpd = draw(st.integers(min_value=amber_dpd + 1, max_value=400))
-    return Rules(
-        version="r",
-        intercept=0.0,
-        features={},
-        bands=(bands[0], bands[1], bands[2]),
-        amber_dpd=amber_dpd,
-        red_dpd=red_dpd,
-    )
-
-
-def _band(r: Rules, level: Level) -> tuple[float, float]:
-    """[low, high): the scores for which ``level`` is held once reached."""
-    low = 0.0 if level is Level.NONE else r.bands[level - 1].exit
-    high = 1.0 if level is Level.RED else r.bands[level].enter
-    return low, high
-
-
-@PROPERTY
-@given(r=rules(), level=st.sampled_from(LEVELS), position=st.floats(0.0, 1.0))
-def test_score_inside_the_band_keeps_the_level(r: Rules, level: Level, position: float) -> None:
-    """With exit <= score < next enter and no floor, the current level is kept."""
-    low, high = _band(r, level)
-    assume(low < high)
-    score = min(low + position * (high - low), high - 1e-12)
-    assume(low <= score < high)
-    policy = LevelPolicy(r)
-    assert policy.next_level(level, score, Level.NONE) is level
-    assert policy.kind(level, level) is None
-
-
-@PROPERTY
-@given(r=rules(), current=st.sampled_from(LEVELS), score=SCORES, floor=st.sampled_from(LEVELS))
-def test_level_changes_are_reported_by_direction(
-    r: Rules, current: Level, score: float, floor: Level
-) -> None:
-    """Rising is raised (from none) or escalated; falling is downgraded or resolved (to none)."""
-    policy = LevelPolicy(r)
-    new = policy.next_level(current, score, floor)
-    kind = policy.kind(current, new)
-    if new > current:
-        assert kind is (AlertKind.RAISED if current is Level.NONE else AlertKind.ESCALATED)
-    elif new < current:
-        assert kind is (AlertKind.RESOLVED if new is Level.NONE else AlertKind.DOWNGRADED)
-    else:
-        assert kind is None
-
-
-@PROPERTY
-@given(r=rules(), current=st.sampled_from(LEVELS), score=SCORES, floor=st.sampled_from(LEVELS))
-def test_floors_override_low_scores(r: Rules, current: Level, score: float, floor: Level) -> None:
-    """Whatever the score and current level, the result is never below the floor."""
-    assert LevelPolicy(r).next_level(current, score, floor) >= floor
-
-
-@PROPERTY
-@given(r=rules(), current=st.sampled_from(LEVELS), score=SCORES)
-def test_reaching_an_enter_threshold_enters_the_level(
-    r: Rules, current: Level, score: float
-) -> None:
-    """A score at or above a level's enter threshold yields at least that level."""
-    new = LevelPolicy(r).next_level(current, score, Level.NONE)
-    for level in (Level.WATCH, Level.AMBER, Level.RED):
-        if score >= r.bands[level - 1].enter:
-            assert new >= level
-
-
-@PROPERTY
-@given(
-    r=rules(),
-    current=st.sampled_from(LEVELS[1:]),
-    position=st.floats(min_value=0.0, max_value=1.0, exclude_max=True),
+steps = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=5 * DAY_MS),  # time since the previous step
+        st.floats(min_value=0.0, max_value=1.0, allow_nan=False),  # score
+        st.sampled_from([0.0, 0.0, 0.0, 35.0, 95.0]),  # dpd
+    ),
+    max_size=60,
 )
-def test_falling_below_exit_leaves_the_level(r: Rules, current: Level, position: float) -> None:
-    """Without a floor, a score below the current level's exit never keeps that level."""
-    score = r.bands[current - 1].exit * position
-    assume(score < r.bands[current - 1].exit)
-    assert LevelPolicy(r).next_level(current, score, Level.NONE) < current
 
 
-@PROPERTY
-@given(r=rules(), dpd=st.integers(min_value=0, max_value=1000))
-def test_floor_from_days_past_due(r: Rules, dpd: int) -> None:
-    """The DPD floor is red from red_dpd, amber from amber_dpd, none below."""
-    expected = Level.RED if dpd >= r.red_dpd else Level.AMBER if dpd >= r.amber_dpd else Level.NONE
-    assert LevelPolicy(r).floor(float(dpd)) is expected
+def run(
+    policy: LevelPolicy, script: list[tuple[int, float, float]], state: AlertState | None = None
+) -> tuple[AlertState, list[Transition]]:
+    state = state or AlertState()
+    now, out = 0, []
+    for gap, score, dpd in script:
+        now += gap
+        transition = policy.decide(state, now, score, policy.floor(dpd))
+        if transition is not None:
+            out.append(transition)
+    return state, out
 
 
 @pytest.mark.parametrize(
-    ("current", "score", "expected"),
+    ("level", "score"),
     [
-        (Level.NONE, 0.19, Level.NONE),
-        (Level.NONE, 0.20, Level.WATCH),
-        (Level.WATCH, 0.16, Level.WATCH),
-        (Level.WATCH, 0.149, Level.NONE),
-        (Level.AMBER, 0.40, Level.AMBER),
-        (Level.AMBER, 0.30, Level.WATCH),
-        (Level.RED, 0.70, Level.RED),
-        (Level.RED, 0.10, Level.NONE),
-        (Level.NONE, 0.80, Level.RED),
+        (Level.WATCH, BANDS[0].exit),
+        (Level.WATCH, (BANDS[0].exit + BANDS[1].enter) / 2),
+        (Level.AMBER, BANDS[1].exit),
+        (Level.RED, BANDS[2].exit),
     ],
 )
-def test_default_bands(current: Level, score: float, expected: Level) -> None:
-    """The packaged bands: enter at 0.20/0.45/0.75, leave below 0.15/0.38/0.68."""
-    assert LevelPolicy(load_rules()).next_level(current, score, Level.NONE) is expected
+def test_score_inside_the_band_never_changes_the_level(level: Level, score: float) -> None:
+    """Between a level's exit and the next level's enter, nothing changes, however long."""
+    state = AlertState(level=level, notified=level)
+    script = [(DAY_MS, score, 0.0)] * 60
+    state, transitions = run(POLICY, script, state)
+    assert state.level is level and transitions == []
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(level=st.sampled_from([Level.WATCH, Level.AMBER, Level.RED]), data=st.data())
+def test_hysteresis_band_property(level: Level, data: st.DataObject) -> None:
+    """Property: any score sequence inside the band keeps the level and sends nothing."""
+    upper = BANDS[level].enter if level < Level.RED else 1.0
+    scores = data.draw(
+        st.lists(
+            st.floats(min_value=BANDS[level - 1].exit, max_value=upper, exclude_max=True),
+            max_size=40,
+        )
+    )
+    state = AlertState(level=level, notified=level)
+    state, transitions = run(POLICY, [(DAY_MS, s, 0.0) for s in scores], state)
+    assert state.level is level and transitions == []
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(script=steps)
+def test_rises_are_raised_or_escalated_and_transitions_chain(
+    script: list[tuple[int, float, float]],
+) -> None:
+    """Property: a rise is raised (from none) or escalated; each starts where the last ended."""
+    _, transitions = run(POLICY, script)
+    previous = Level.NONE
+    for t in transitions:
+        assert t.previous is previous and t.level is not previous
+        if t.level > t.previous:
+            expected = AlertKind.RAISED if t.previous is Level.NONE else AlertKind.ESCALATED
+        else:
+            expected = AlertKind.RESOLVED if t.level is Level.NONE else AlertKind.DOWNGRADED
+        assert t.kind is expected
+        previous = t.level
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(script=steps)
+def test_same_input_same_alerts(script: list[tuple[int, float, float]]) -> None:
+    """Property: the state machine is deterministic, and its state round-trips exactly."""
+    first_state, first = run(POLICY, script)
+    second_state, second = run(POLICY, script)
+    assert first == second and first_state == second_state
+    assert AlertState.from_state(first_state.to_state()) == first_state
+
+
+def test_a_dip_below_exit_shorter_than_resolve_after_changes_nothing() -> None:
+    """Amber survives a 10-day dip; it is downgraded only after 14 days below exit."""
+    state = AlertState()
+    POLICY.decide(state, 0, 0.5, Level.NONE)
+    assert state.level is Level.AMBER
+    for day in range(1, 11):
+        assert POLICY.decide(state, day * DAY_MS, 0.30, Level.NONE) is None
+    POLICY.decide(state, 11 * DAY_MS, 0.40, Level.NONE)  # back in the band: the clock resets
+    for day in range(12, 12 + RULES.resolve_after_days):
+        assert POLICY.decide(state, day * DAY_MS, 0.30, Level.NONE) is None
+    t = POLICY.decide(state, (12 + RULES.resolve_after_days) * DAY_MS, 0.30, Level.NONE)
+    assert t == Transition(AlertKind.DOWNGRADED, Level.AMBER, Level.WATCH)
+
+
+def test_floors_override_low_scores() -> None:
+    """30+ days past due is at least amber and 90+ red, whatever the score."""
+    state = AlertState()
+    assert POLICY.decide(state, 0, 0.0, POLICY.floor(30)) == Transition(
+        AlertKind.RAISED, Level.NONE, Level.AMBER
+    )
+    assert POLICY.decide(state, DAY_MS, 0.0, POLICY.floor(90)) == Transition(
+        AlertKind.ESCALATED, Level.AMBER, Level.RED
+    )
+    for day in range(2, 60):
+        assert POLICY.decide(state, day * DAY_MS, 0.0, POLICY.floor(95)) is None
+    assert state.level is Level.RED
+
+
+def test_cooldown_suppresses_re_notifying_a_level() -> None:
+    """A level notified within the cooldown is not notified again; later ones chain from it."""
+    rules = dataclasses.replace(RULES, resolve_after_days=0, cooldown_days=7)
+    policy = LevelPolicy(rules)
+    state = AlertState()
+    assert policy.decide(state, 0, 0.5, Level.NONE) is not None  # amber
+    assert policy.decide(state, DAY_MS, 0.30, Level.NONE) is not None  # downgraded to watch
+    assert policy.decide(state, 2 * DAY_MS, 0.5, Level.NONE) is None  # amber again: cooled down
+    assert state.level is Level.AMBER and state.notified is Level.WATCH
+    t = policy.decide(state, 3 * DAY_MS, 0.8, Level.NONE)
+    assert t == Transition(AlertKind.ESCALATED, Level.WATCH, Level.RED)
+
+
+def test_snooze_mutes_all_but_the_red_floor() -> None:
+    """While snoozed the level is tracked silently; the 90+ DPD floor still notifies."""
+    state = AlertState(snooze_until_ms=30 * DAY_MS)
+    assert POLICY.decide(state, DAY_MS, 0.5, Level.NONE) is None
+    assert state.level is Level.AMBER and state.notified is Level.NONE
+    t = POLICY.decide(state, 2 * DAY_MS, 0.0, POLICY.floor(90))
+    assert t == Transition(AlertKind.RAISED, Level.NONE, Level.RED)
+    after = AlertState(snooze_until_ms=10 * DAY_MS)
+    POLICY.decide(after, DAY_MS, 0.5, Level.NONE)
+    assert POLICY.decide(after, 11 * DAY_MS, 0.5, Level.NONE) == Transition(
+        AlertKind.RAISED, Level.NONE, Level.AMBER
+    )
 
 
 @pytest.mark.parametrize(
-    ("previous", "level", "kind"),
+    ("previous", "level", "expected"),
     [
         (Level.NONE, Level.WATCH, AlertKind.RAISED),
         (Level.NONE, Level.RED, AlertKind.RAISED),
         (Level.WATCH, Level.AMBER, AlertKind.ESCALATED),
         (Level.RED, Level.AMBER, AlertKind.DOWNGRADED),
         (Level.AMBER, Level.NONE, AlertKind.RESOLVED),
-        (Level.AMBER, Level.AMBER, None),
     ],
 )
-def test_kind_table(previous: Level, level: Level, kind: Any) -> None:
-    """Each level transition maps to its alert kind."""
-    assert LevelPolicy.kind(previous, level) is kind
+def test_kind_table(previous: Level, level: Level, expected: AlertKind) -> None:
+    """Each level change has one kind."""
+    assert kind(previous, level) is expected

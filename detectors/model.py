@@ -1,0 +1,399 @@
+"""The global online risk model: a River trainer, its JSON parameters, and a pure-arithmetic scorer.
+
+Three pieces, so that training and scoring can live in different processes:
+
+- :class:`OnlineRiskModel` (the trainer) wraps River's ``StandardScaler`` and
+  ``LogisticRegression`` plus a :class:`~detectors.calibration.PlattCalibrator`. Standardised
+  values are clipped to ``[-Z_CLIP, Z_CLIP]`` between the two River steps, so one extreme value
+  cannot swing the score or the learning.
+- :class:`ModelParams` is everything a scorer needs, as an exact JSON document (orjson writes the
+  shortest text that reads back to the same float, so nothing is rounded). Never pickled.
+- :class:`ParamScorer` scores from those parameters with plain arithmetic (a few microseconds) and
+  returns per-feature contributions for reason codes. It agrees with the trainer to ~1e-15.
+
+Feature names are whatever keys arrive; a key the model knows but the input lacks is 0.0, and
+a name first seen after ``n`` labels is treated as having been 0.0 in all ``n`` earlier ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from river import linear_model, optim, preprocessing, utils
+
+from detectors.calibration import PlattCalibrator, sigmoid
+from detectors.scorecard import Contribution, Scored
+
+__all__ = ["Z_CLIP", "ModelParams", "ModelScored", "OnlineRiskModel", "ParamScorer"]
+
+PARAMS_SCHEMA = 1
+STATE_SCHEMA = 1
+Z_CLIP = 5.0
+DEFAULT_LR = 0.02
+DEFAULT_L2 = 1e-4
+"""Standardised feature values are clipped to ``±Z_CLIP`` for learning and scoring alike."""
+
+_PARAM_FIELDS = (
+    "schema",
+    "version",
+    "n_labels",
+    "feature_names",
+    "means",
+    "variances",
+    "weights",
+    "intercept",
+    "calibration",
+)
+
+
+def _clip(z: float) -> float:
+    if z != z:  # NaN: no information, score it as the mean
+        return 0.0
+    return min(Z_CLIP, max(-Z_CLIP, z))
+
+
+def _finite(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{where}: expected a number, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{where}: must be finite, got {number!r}")
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class ModelParams:
+    """One published model version: scaler statistics, weights, intercept and Platt ``(a, b)``.
+
+    ``means``, ``variances`` and ``weights`` have exactly the keys in ``feature_names``.
+    The calibrated probability is ``sigmoid(a * logit + b)`` with
+    ``logit = intercept + sum(weight * clip((x - mean) / sqrt(variance)))`` (0 where variance is 0).
+    """
+
+    version: str
+    n_labels: int
+    feature_names: tuple[str, ...]
+    means: dict[str, float]
+    variances: dict[str, float]
+    weights: dict[str, float]
+    intercept: float
+    calibration: tuple[float, float]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.version, str) or not self.version:
+            raise ValueError("version: expected a non-empty string")
+        if isinstance(self.n_labels, bool) or not isinstance(self.n_labels, int):
+            raise ValueError("n_labels: expected an integer")
+        if self.n_labels < 0:
+            raise ValueError(f"n_labels: must be >= 0, got {self.n_labels}")
+        if not isinstance(self.feature_names, tuple) or not all(
+            isinstance(n, str) and n for n in self.feature_names
+        ):
+            raise ValueError("feature_names: expected a tuple of non-empty strings")
+        if len(set(self.feature_names)) != len(self.feature_names):
+            raise ValueError("feature_names: duplicate names")
+        names = set(self.feature_names)
+        for field in ("means", "variances", "weights"):
+            table = getattr(self, field)
+            if not isinstance(table, dict):
+                raise ValueError(f"{field}: expected an object")
+            if set(table) != names:
+                missing = sorted(names - set(table))
+                extra = sorted(set(table) - names)
+                raise ValueError(
+                    f"{field}: keys differ from feature_names (missing {missing}, extra {extra})"
+                )
+            for name, value in table.items():
+                _finite(value, f"{field}.{name}")
+                if field == "variances" and value < 0.0:
+                    raise ValueError(f"variances.{name}: must be >= 0, got {value!r}")
+        _finite(self.intercept, "intercept")
+        if not isinstance(self.calibration, tuple) or len(self.calibration) != 2:
+            raise ValueError("calibration: expected [a, b]")
+        _finite(self.calibration[0], "calibration.a")
+        _finite(self.calibration[1], "calibration.b")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": PARAMS_SCHEMA,
+            "version": self.version,
+            "n_labels": self.n_labels,
+            "feature_names": list(self.feature_names),
+            "means": dict(self.means),
+            "variances": dict(self.variances),
+            "weights": dict(self.weights),
+            "intercept": self.intercept,
+            "calibration": [self.calibration[0], self.calibration[1]],
+        }
+
+    def to_json(self) -> bytes:
+        """Canonical, exact JSON: sorted keys, shortest round-tripping floats."""
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_SORT_KEYS)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ModelParams:
+        """Validate and build; every problem is a ``ValueError`` naming the field."""
+        if not isinstance(data, dict):
+            raise ValueError(f"model params: expected an object, got {type(data).__name__}")
+        missing = [f for f in _PARAM_FIELDS if f not in data]
+        if missing:
+            raise ValueError(f"model params: missing {', '.join(missing)}")
+        extra = sorted(set(data) - set(_PARAM_FIELDS))
+        if extra:
+            raise ValueError(f"model params: unknown fields {', '.join(extra)}")
+        if data["schema"] != PARAMS_SCHEMA or isinstance(data["schema"], bool):
+            raise ValueError(f"schema: unsupported model params schema {data['schema']!r}")
+        names = data["feature_names"]
+        if not isinstance(names, list):
+            raise ValueError("feature_names: expected a list of strings")
+        tables: dict[str, dict[str, float]] = {}
+        for field in ("means", "variances", "weights"):
+            table = data[field]
+            if not isinstance(table, dict):
+                raise ValueError(f"{field}: expected an object")
+            tables[field] = {k: _finite(v, f"{field}.{k}") for k, v in table.items()}
+        calibration = data["calibration"]
+        if not isinstance(calibration, list) or len(calibration) != 2:
+            raise ValueError("calibration: expected [a, b]")
+        return cls(
+            version=data["version"],
+            n_labels=data["n_labels"],
+            feature_names=tuple(names),
+            means=tables["means"],
+            variances=tables["variances"],
+            weights=tables["weights"],
+            intercept=_finite(data["intercept"], "intercept"),
+            calibration=(
+                _finite(calibration[0], "calibration.a"),
+                _finite(calibration[1], "calibration.b"),
+            ),
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> ModelParams:
+        """Parse :meth:`to_json` output (JSON only: nothing is evaluated or unpickled)."""
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"model params: not JSON: {exc}") from None
+        return cls.from_dict(data)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelScored(Scored):
+    """A model score: ``score`` is the calibrated probability; ``contributions`` (adverse first,
+    largest first) are ``weight * clipped standardised value`` in raw log-odds, and
+    ``intercept + sum(contributions) == logit``."""
+
+    logit: float
+    raw_score: float  # sigmoid(logit), before calibration
+    intercept: float
+    version: str
+
+
+class ParamScorer:
+    """Scores features from :class:`ModelParams` with plain float arithmetic (no River)."""
+
+    def __init__(self, params: ModelParams) -> None:
+        self.params = params
+        names = params.feature_names
+        self._names = names
+        self._means = tuple(params.means[n] for n in names)
+        self._stds = tuple(math.sqrt(params.variances[n]) for n in names)
+        self._weights = tuple(params.weights[n] for n in names)
+        self._intercept = params.intercept
+        self._a, self._b = params.calibration
+
+    @property
+    def version(self) -> str:
+        return self.params.version
+
+    def _standardised(self, features: Mapping[str, float]) -> list[float]:
+        return [
+            _clip((features.get(name, 0.0) - mean) / std) if std else 0.0
+            for name, mean, std in zip(self._names, self._means, self._stds, strict=True)
+        ]
+
+    def logit(self, features: Mapping[str, float]) -> float:
+        """The raw log-odds before calibration."""
+        total = self._intercept
+        for w, z in zip(self._weights, self._standardised(features), strict=True):
+            total += w * z
+        return total
+
+    def predict_proba(self, features: Mapping[str, float]) -> float:
+        """The calibrated probability only (no contributions)."""
+        return sigmoid(self._a * self.logit(features) + self._b)
+
+    def score(self, features: Mapping[str, float]) -> ModelScored:
+        """Calibrated probability plus per-feature contributions, adverse first."""
+        zs = self._standardised(features)
+        logit = self._intercept
+        parts = []
+        for name, w, z in zip(self._names, self._weights, zs, strict=True):
+            c = w * z
+            logit += c
+            parts.append(Contribution(name, float(features.get(name, 0.0)), c))
+        parts.sort(key=lambda c: (-c.contribution, c.feature))
+        return ModelScored(
+            score=sigmoid(self._a * logit + self._b),
+            contributions=tuple(parts),
+            logit=logit,
+            raw_score=sigmoid(logit),
+            intercept=self._intercept,
+            version=self.params.version,
+        )
+
+
+class OnlineRiskModel:
+    """The trainer: ``StandardScaler`` → clip ``±Z_CLIP`` → ``LogisticRegression``, then Platt.
+
+    Learning is prequential: callers score an example before they learn it, and the calibrator
+    learns from the logit the model gave *before* it saw the label. Constant-rate SGD has no
+    optimiser state, so :meth:`params` (plus the calibrator window in :meth:`to_state`) is the
+    whole model and a restored trainer continues exactly as the original would have.
+    """
+
+    def __init__(
+        self,
+        lr: float = DEFAULT_LR,
+        l2: float = DEFAULT_L2,
+        intercept_lr: float = DEFAULT_LR,
+        calibrator: PlattCalibrator | None = None,
+    ) -> None:
+        self.lr = lr
+        self.l2 = l2
+        self.intercept_lr = intercept_lr
+        self.calibrator = calibrator if calibrator is not None else PlattCalibrator()
+        self._scaler = preprocessing.StandardScaler()
+        self._lr = linear_model.LogisticRegression(
+            optimizer=optim.SGD(lr), l2=l2, intercept_lr=intercept_lr
+        )
+        self._names: list[str] = []  # sorted, so the order never depends on the input's order
+        self._n = 0
+
+    @property
+    def hyperparams(self) -> dict[str, Any]:
+        """Constructor arguments (River's ``_get_params`` idea), so ``clone`` starts fresh."""
+        return {"lr": self.lr, "l2": self.l2, "intercept_lr": self.intercept_lr}
+
+    def clone(self) -> OnlineRiskModel:
+        return OnlineRiskModel(**self.hyperparams, calibrator=self.calibrator.clone())
+
+    @property
+    def n_labels(self) -> int:
+        return self._n
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(self._names)
+
+    def _full(self, features: Mapping[str, float]) -> dict[str, float]:
+        return {name: float(features.get(name, 0.0)) for name in self._names}
+
+    def _standardised(self, x: dict[str, float]) -> dict[str, float]:
+        scaled = self._scaler.transform_one(x)  # type: ignore[no-untyped-call]
+        return {k: _clip(v) for k, v in scaled.items()}
+
+    def logit(self, features: Mapping[str, float]) -> float:
+        """The raw log-odds before calibration."""
+        z = self._standardised(self._full(features))
+        return float(utils.math.dot(self._lr.weights, z)) + float(self._lr.intercept)
+
+    def predict_proba(self, features: Mapping[str, float], *, calibrated: bool = True) -> float:
+        """Probability of going bad; calibrated unless ``calibrated=False``."""
+        logit = self.logit(features)
+        return self.calibrator.predict(logit) if calibrated else sigmoid(logit)
+
+    def learn_one(self, features: Mapping[str, float], label: bool) -> None:
+        """Learn one matured example. Raises ``ValueError`` on a non-finite feature value."""
+        for name, value in features.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"feature names must be non-empty strings, got {name!r}")
+            _finite(value, f"feature {name!r}")
+        new = sorted(set(features) - set(self._names))
+        if new:
+            for name in new:  # as if it had been 0.0 in every earlier example
+                self._scaler.counts[name] = self._n
+                self._scaler.means[name] = 0.0
+                self._scaler.vars[name] = 0.0
+            self._names = sorted([*self._names, *new])
+        self.calibrator.learn_one(self.logit(features), label)
+        x = self._full(features)
+        self._scaler.learn_one(x)  # type: ignore[no-untyped-call]
+        self._lr.learn_one(self._standardised(x), bool(label))
+        self._n += 1
+
+    def params(self, version: str) -> ModelParams:
+        """Export everything a :class:`ParamScorer` needs, exactly."""
+        weights = self._lr.weights
+        return ModelParams(
+            version=version,
+            n_labels=self._n,
+            feature_names=tuple(self._names),
+            means={n: float(self._scaler.means[n]) for n in self._names},
+            variances={n: float(self._scaler.vars[n]) for n in self._names},
+            weights={n: float(weights.get(n, 0.0)) for n in self._names},
+            intercept=float(self._lr.intercept),
+            calibration=(float(self.calibrator.a), float(self.calibrator.b)),
+        )
+
+    @classmethod
+    def from_params(
+        cls,
+        params: ModelParams,
+        lr: float = DEFAULT_LR,
+        l2: float = DEFAULT_L2,
+        intercept_lr: float = DEFAULT_LR,
+        calibrator: PlattCalibrator | None = None,
+    ) -> OnlineRiskModel:
+        """A trainer that predicts exactly as the one that exported ``params``.
+
+        The calibrator restarts with ``(a, b)`` and an empty window (it keeps them until it has
+        ``min_examples`` new labels); use :meth:`to_state` for a bit-exact trainer restart.
+        """
+        model = cls(lr=lr, l2=l2, intercept_lr=intercept_lr, calibrator=calibrator)
+        model._load_params(params)
+        model.calibrator.a, model.calibrator.b = params.calibration
+        model.calibrator.n = params.n_labels
+        return model
+
+    def _load_params(self, params: ModelParams) -> None:
+        self._names = sorted(params.feature_names)
+        self._n = params.n_labels
+        for name in self._names:
+            self._scaler.counts[name] = params.n_labels
+            self._scaler.means[name] = params.means[name]
+            self._scaler.vars[name] = params.variances[name]
+        # River has no public weight setter; VectorDict is what LogisticRegression keeps.
+        self._lr._weights = utils.VectorDict({n: params.weights[n] for n in self._names})
+        self._lr.intercept = params.intercept
+        self._lr.optimizer.n_iterations = params.n_labels
+
+    def to_state(self) -> dict[str, Any]:
+        """Exact JSON-able trainer state: hyperparameters, parameters and the calibrator."""
+        return {
+            "schema": STATE_SCHEMA,
+            "config": {**self.hyperparams, "calibrator": self.calibrator.params},
+            "params": self.params("state").to_dict(),
+            "calibrator": self.calibrator.to_state(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> OnlineRiskModel:
+        """Restore :meth:`to_state`; learning then continues bit for bit."""
+        if not isinstance(state, dict) or state.get("schema") != STATE_SCHEMA:
+            raise ValueError("trainer state: unsupported or missing schema")
+        try:
+            config = dict(state["config"])
+            calibrator = PlattCalibrator(**config.pop("calibrator"))
+            model = cls(**config, calibrator=calibrator)
+            model._load_params(ModelParams.from_dict(state["params"]))
+            calibrator.load_state(state["calibrator"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"trainer state: bad or missing field {exc}") from None
+        return model
