@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,24 @@ class Band:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelRules:
+    """Labels and blending for the online model (see rules.toml ``[model]``)."""
+
+    bad_dpd: int = 30
+    horizon_days: int = 90
+    snapshot_every_days: int = 30
+    min_labels: int = 200
+    full_weight_labels: int = 2000
+
+    def weight(self, n_labels: int) -> float:
+        """The model's share of the blended score after ``n_labels`` labels."""
+        if n_labels < self.min_labels:
+            return 0.0
+        span = max(self.full_weight_labels - self.min_labels, 1)
+        return min(1.0, (n_labels - self.min_labels) / span)
+
+
+@dataclass(frozen=True, slots=True)
 class Rules:
     version: str
     intercept: float
@@ -40,6 +58,7 @@ class Rules:
     red_dpd: int
     resolve_after_days: int = 14
     cooldown_days: int = 7
+    model: ModelRules = field(default_factory=lambda: ModelRules())
 
 
 def load_rules(path: str | Path | None = None) -> Rules:
@@ -85,6 +104,7 @@ def parse_rules(data: dict[str, Any]) -> Rules:
     cooldown_days = _get(alerting, "cooldown_days", int, "alerting")
     if resolve_after_days < 0 or cooldown_days < 0:
         raise RulesError("alerting: resolve_after_days and cooldown_days must not be negative")
+    model = _model_rules(data.get("model", {}))
     return Rules(
         version=version,
         intercept=float(_get(card, "intercept", (int, float), "scorecard")),
@@ -94,7 +114,32 @@ def parse_rules(data: dict[str, Any]) -> Rules:
         red_dpd=red_dpd,
         resolve_after_days=resolve_after_days,
         cooldown_days=cooldown_days,
+        model=model,
     )
+
+
+def _model_rules(table: Any) -> ModelRules:
+    if not isinstance(table, dict):
+        raise RulesError("model: expected a table")
+    defaults = ModelRules()
+    values = {
+        name: _get(table, name, int, "model") if name in table else getattr(defaults, name)
+        for name in (
+            "bad_dpd",
+            "horizon_days",
+            "snapshot_every_days",
+            "min_labels",
+            "full_weight_labels",
+        )
+    }
+    unknown = set(table) - set(values)
+    if unknown:
+        raise RulesError(f"model: unknown keys {sorted(unknown)}")
+    if min(values.values()) < 1:
+        raise RulesError("model: every value must be at least 1")
+    if values["full_weight_labels"] < values["min_labels"]:
+        raise RulesError("model: full_weight_labels must be at least min_labels")
+    return ModelRules(**values)
 
 
 def _feature(name: str, spec: Any) -> FeatureWeight:

@@ -41,6 +41,7 @@ class Topics:
         default="ews.notifications", metadata=_doc("EWS_TOPIC_NOTIFICATIONS")
     )
     deadletter: str = field(default="ews.deadletter", metadata=_doc("EWS_TOPIC_DEADLETTER"))
+    training: str = field(default="ews.training", metadata=_doc("EWS_TOPIC_TRAINING"))
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -95,6 +96,9 @@ class Settings:
     max_message_bytes: int = field(default=64 * 1024, metadata=_doc("EWS_MAX_MESSAGE_BYTES"))
     rules_file: str | None = field(default=None, metadata=_doc("EWS_RULES_FILE"))
     model_version: str = field(default="scorecard-0", metadata=_doc("EWS_MODEL_VERSION"))
+    model_learning: bool = field(default=True, metadata=_doc("EWS_MODEL_LEARNING"))
+    model_params_file: str | None = field(default=None, metadata=_doc("EWS_MODEL_PARAMS_FILE"))
+    model_publish_every: int = field(default=100, metadata=_doc("EWS_MODEL_PUBLISH_EVERY"))
     web_port: int = field(default=0, metadata=_doc("EWS_WEB_PORT"))  # 0: no web server
     log_format: str = field(default="auto", metadata=_doc("EWS_LOG_FORMAT"))
     log_level: str = field(default="info", metadata=_doc("EWS_LOG_LEVEL"))
@@ -175,6 +179,7 @@ def _validate(s: Settings) -> None:
         "redis_dedupe_ttl_s",
         "redis_customer_ttl_s",
         "redis_history_len",
+        "model_publish_every",
     ):
         if getattr(s, name) < 1:
             fail(name, f"must be at least 1, got {getattr(s, name)}")

@@ -76,6 +76,7 @@ class Alert:
     event_time: datetime
     model_version: str
     rules_version: str
+    features_hash: str = ""
 
     def to_dict(self, emitted_at: datetime) -> dict[str, Any]:
         """The wire form (contract v1). ``emitted_at`` is stamped by the caller, not here."""
@@ -98,6 +99,7 @@ class Alert:
             "emitted_at": _rfc3339(emitted_at),
             "model_version": self.model_version,
             "rules_version": self.rules_version,
+            "features_hash": self.features_hash,
         }
 
 

@@ -36,6 +36,10 @@ class Signal(ABC):
     def load_state(self, state: Any) -> None:
         """Restore what :meth:`to_state` produced."""
 
+    def details(self, now: datetime) -> dict[str, str | float]:
+        """Extra values reason texts may name (e.g. an expected salary date). Pure read."""
+        return {}
+
     @property
     def params(self) -> dict[str, Any]:
         return {}

@@ -15,8 +15,8 @@ still inside the bitmaps, and its balance, being stale, does not change the util
 :class:`RepaymentBehaviour` follows instalments from ``due``/``payment``/``reversal`` events: the
 share of each instalment that was paid, fast versus slow, cures and recent partial payments.
 
-To keep each state near 100 bytes of JSON, the EW means are kept at cent (money) and micro
-(ratios) precision: the rounding is part of learning, so ``to_state`` itself is exact.
+To keep each state near 100 bytes of JSON, the EW means are kept at 1/100 cent (money) and
+micro (ratios) precision: the rounding is part of learning, so ``to_state`` itself is exact.
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ class AccountTrends(Signal):
 
     name = "trends"
 
-    def __init__(self, fast_span: float = 30.0, slow_span: float = 120.0, min_days: int = 14):
+    def __init__(
+        self, fast_span: float = 30.0, slow_span: float = 120.0, min_days: int = 30
+    ) -> None:
         self.fast_span = fast_span
         self.slow_span = slow_span
         self.min_days = min_days
@@ -129,8 +131,8 @@ class AccountTrends(Signal):
     def _advance(self, day: int) -> None:
         """Fold the finished day and the empty days up to ``day``; move the bitmaps."""
         cf, cs, df, ds, uf, us, self.days = self._folded(day)
-        self.credit_fast, self.credit_slow = round(cf, 2), round(cs, 2)
-        self.debit_fast, self.debit_slow = round(df, 2), round(ds, 2)
+        self.credit_fast, self.credit_slow = round(cf, 4), round(cs, 4)
+        self.debit_fast, self.debit_slow = round(df, 4), round(ds, 4)
         self.util_fast, self.util_slow = round(uf, 6), round(us, 6)
         shift = day - self.day
         self.overdraft_bits = (self.overdraft_bits << shift) & _OD_MASK if shift < _OD_BITS else 0
@@ -304,12 +306,12 @@ class RepaymentBehaviour(Signal):
         elif event.type is RepaymentType.PAYMENT:
             entry = entry or self._add([*new, 0, 0])
             entry[4] += paid
-            if entry[4] < entry[3] and paid < entry[3]:
+            if 0 < paid < entry[3] and entry[4] < entry[3]:
                 self.partials = sorted([*self.partials, day])[-self.max_partials :]
         else:  # reversal
             if entry is None:  # re-open a settled instalment and judge what is left of it
                 entry = self._add([*new, due, 0])
-            entry[4] -= paid
+            entry[4] = max(entry[4] - paid, 0)
             if not entry[5]:
                 self._learn_ratio(entry)
                 entry[5] = 1

@@ -84,11 +84,27 @@ class DaysPastDue(Signal):
         }
 
     def to_state(self) -> Any:
-        return [
-            {k: [e[0], str(e[1]), str(e[2])] for k, e in self.open.items()},
-            self.overflow,
-        ]
+        """``[{loan_id: [[instalment_no, due ordinal, due, paid], ...]}, overflow]``, money in
+        integer minor units where exact (else a decimal string)."""
+        loans: dict[str, list[list[Any]]] = {}
+        for key, (due_date, due, paid) in self.open.items():
+            loan, _, number = key.rpartition("#")
+            loans.setdefault(loan, []).append([int(number), due_date, _minor(due), _minor(paid)])
+        return [loans, self.overflow]
 
     def load_state(self, state: Any) -> None:
-        entries, self.overflow = state
-        self.open = {k: [e[0], Decimal(e[1]), Decimal(e[2])] for k, e in entries.items()}
+        loans, self.overflow = state
+        self.open = {
+            f"{loan}#{number}": [due_date, _money(due), _money(paid)]
+            for loan, entries in loans.items()
+            for number, due_date, due, paid in entries
+        }
+
+
+def _minor(amount: Decimal) -> int | str:
+    cents = amount.scaleb(2)
+    return int(cents) if cents == cents.to_integral_value() else str(amount)
+
+
+def _money(value: int | str) -> Decimal:
+    return Decimal(value).scaleb(-2) if isinstance(value, int) else Decimal(value)

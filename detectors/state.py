@@ -8,7 +8,11 @@ from typing import Any
 
 import orjson
 
+from config.rules import ModelRules
 from detectors.base import Signal
+from detectors.conduct import AccountTrends, RepaymentBehaviour
+from detectors.inflow import RegularInflow
+from detectors.labels import LabelMaturer
 from detectors.levels import AlertState
 from detectors.repayment import DaysPastDue
 from detectors.transactions import AccountConduct, SpendSpike
@@ -17,7 +21,32 @@ STATE_VERSION = 1
 
 
 def default_signals() -> list[Signal]:
-    return [DaysPastDue(), SpendSpike(), AccountConduct()]
+    return [
+        DaysPastDue(),
+        RepaymentBehaviour(),
+        RegularInflow(),
+        AccountTrends(),
+        SpendSpike(),
+        AccountConduct(),
+    ]
+
+
+def _feature_names() -> tuple[str, ...]:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return tuple(sorted(name for s in default_signals() for name in s.score_one(epoch)))
+
+
+FEATURE_NAMES = _feature_names()
+"""Every feature the signals report, in a fixed order: the model's inputs and label snapshots."""
+
+
+def default_labels(rules: ModelRules | None = None) -> LabelMaturer:
+    rules = rules or ModelRules()
+    return LabelMaturer(
+        FEATURE_NAMES,
+        snapshot_every_days=rules.snapshot_every_days,
+        horizon_days=rules.horizon_days,
+    )
 
 
 @dataclass(slots=True)
@@ -33,6 +62,7 @@ class CustomerState:
     offsets: dict[str, int] = field(default_factory=dict)
     watermark_ms: int = 0
     alert: AlertState = field(default_factory=AlertState)
+    labels: LabelMaturer = field(default_factory=default_labels)
     score: float = 0.0
     events: int = 0
     late_events: int = 0
@@ -49,6 +79,7 @@ class CustomerState:
                 "o": self.offsets,
                 "w": self.watermark_ms,
                 "a": self.alert.to_state(),
+                "m": self.labels.to_state(),
                 "s": self.score,
                 "n": self.events,
                 "z": self.late_events,
@@ -57,7 +88,8 @@ class CustomerState:
         )
 
     @classmethod
-    def decode(cls, raw: bytes) -> CustomerState:
+    def decode(cls, raw: bytes, labels: LabelMaturer | None = None) -> CustomerState:
+        """Restore a state; ``labels`` is a fresh maturer with the configured parameters."""
         data: dict[str, Any] = orjson.loads(raw)
         if data.get("v") != STATE_VERSION:
             raise ValueError(f"unsupported customer state version {data.get('v')!r}")
@@ -65,8 +97,11 @@ class CustomerState:
         for signal in signals:
             if signal.name in data["g"]:
                 signal.load_state(data["g"][signal.name])
+        maturer = labels or default_labels()
+        maturer.load_state(data["m"])
         return cls(
             customer_id=data["c"],
+            labels=maturer,
             signals=signals,
             offsets=data["o"],
             watermark_ms=data["w"],

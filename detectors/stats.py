@@ -2,7 +2,9 @@
 
 River's own ``EWMean``/``EWVar`` keep their state in Rust objects that only pickle, and pickled
 bytes have no place on a changelog topic. These implement the same protocol
-(``update``/``get``, :class:`river.stats.base.Univariate`) with explicit state.
+(``update``/``get``, :class:`river.stats.base.Univariate`) with explicit state. Values are
+rounded to ``DIGITS`` significant digits as they are learned (never when saved), so the saved
+form is short and restoring it is exact.
 """
 
 from __future__ import annotations
@@ -10,6 +12,12 @@ from __future__ import annotations
 import math
 
 from river import stats
+
+DIGITS = 7
+
+
+def _r(x: float) -> float:
+    return float(f"{x:.{DIGITS}g}")
 
 
 class EWMeanVar(stats.base.Univariate):
@@ -30,12 +38,12 @@ class EWMeanVar(stats.base.Univariate):
 
     def update(self, x: float) -> None:
         if self.n == 0:
-            self.mean = x
+            self.mean = _r(x)
         else:
             delta = x - self.mean
-            self.mean += self.fading_factor * delta
-            self.variance = (1 - self.fading_factor) * (
-                self.variance + self.fading_factor * delta * delta
+            self.mean = _r(self.mean + self.fading_factor * delta)
+            self.variance = _r(
+                (1 - self.fading_factor) * (self.variance + self.fading_factor * delta * delta)
             )
         self.n += 1
 
@@ -62,7 +70,7 @@ class EWShare(stats.base.Univariate):
         self.share = 0.0
 
     def update(self, x: float) -> None:
-        self.share += self.fading_factor * (x - self.share)
+        self.share = _r(self.share + self.fading_factor * (x - self.share))
 
     def get(self) -> float:
         return self.share

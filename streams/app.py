@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from config.rules import Rules
 from config.settings import Settings
 from detectors.engine import RiskDetector
+from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
 from sinks.notifications import NotificationSink
 from sinks.redis import RedisLayout, RedisSink
 from streams.pipeline import Pipeline
 from streams.records import Decoder, decode_repayment, decode_transaction
+from streams.trainer import CURRENT_KEY, Trainer
+from streams.watchdog import CommitWatchdog
 
 
 def create_app(settings: Settings, rules: Rules) -> faust.App:
@@ -39,17 +45,33 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
     inputs = app.topic(*settings.topics.inputs, partitions=settings.partitions, **raw)
     deadletter = app.topic(settings.topics.deadletter, partitions=settings.partitions, **raw)
     table = app.Table("customers", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    training = app.topic(settings.topics.training, partitions=1, **raw)
+    model_table = app.GlobalTable("model", partitions=1, key_type=bytes, value_type=bytes)
     decoders: dict[str, Decoder] = {
         settings.topics.transactions: decode_transaction,
         settings.topics.repayments: decode_repayment,
     }
+    detector = RiskDetector(rules, settings.model_version)
+    model_source = None
+    if settings.model_params_file:  # pinned: never follow newer versions
+        params = ModelParams.from_json(Path(settings.model_params_file).read_bytes())
+        detector.use_model(ParamScorer(params))
+    elif settings.model_learning:
+        model_source = lambda: model_table.get(CURRENT_KEY)  # noqa: E731
     pipeline = Pipeline(
-        detector=RiskDetector(rules, settings.model_version),
+        detector=detector,
         delivery=_delivery(settings),
+        training_topic=training,
+        model_source=model_source,
         decoders=decoders,
         table=table,
         deadletter_topic=deadletter,
         highwater=lambda tp: _highwater(app, tp),
+        watchdog=CommitWatchdog(
+            committed=GroupOffsets(settings).committed,
+            reseek=lambda tp, offset: app.consumer.seek(faust.types.TP(*tp), offset),
+            clock=time.monotonic,
+        ),
         max_message_bytes=settings.max_message_bytes,
     )
 
@@ -58,6 +80,17 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
 
     app.agent(inputs, name="risk", concurrency=1)(risk)
     app.pipeline = pipeline  # type: ignore[attr-defined]
+    if settings.model_learning and not settings.model_params_file:
+        trainer = Trainer(
+            state_table=app.Table("trainer", partitions=1, key_type=bytes, value_type=bytes),
+            model_table=model_table,
+            publish_every=settings.model_publish_every,
+        )
+
+        async def train(stream: Any) -> None:
+            await trainer.run(stream)
+
+        app.agent(training, name="trainer", concurrency=1)(train)
     return app
 
 
@@ -88,6 +121,26 @@ def _highwater(app: faust.App, tp: tuple[str, int]) -> int | None:
     except Exception:  # consumer not started or partition not assigned yet
         return None
     return value if isinstance(value, int) and value >= 0 else None
+
+
+class GroupOffsets:
+    """The worker group's committed offsets, asked of the broker (OffsetFetch) by a client that
+    does not join the group."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: AIOKafkaConsumer | None = None
+
+    async def committed(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
+        if self._client is None:
+            self._client = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.kafka_bootstrap,
+                group_id=self.settings.app_id,
+                enable_auto_commit=False,
+                **self.settings.kafka_client_options(),
+            )
+            await self._client.start()
+        return {tp: await self._client.committed(TopicPartition(*tp)) for tp in tps}
 
 
 def _credentials(settings: Settings) -> Any:

@@ -24,16 +24,20 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import structlog
 from faust.streams import _current_event  # the context Faust's stores read the partition from
 
 from detectors.alert import Alert
 from detectors.engine import RiskDetector
 from detectors.events import Source
+from detectors.labels import LabelledExample
+from detectors.model import ModelParams, ParamScorer
 from detectors.state import CustomerState
 from sinks.delivery import Delivery
 from streams.merge import EventTimeMerger, Pending, merge_key
 from streams.records import DecodeError, Decoder, dead_letter, decode
+from streams.watchdog import CommitWatchdog
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +49,7 @@ class Counters:
     skipped: int = 0
     dead_letters: int = 0
     alerts: int = 0
+    examples: int = 0
 
 
 class Pipeline:
@@ -58,13 +63,16 @@ class Pipeline:
         decoders: dict[str, Decoder],
         table: Any,
         deadletter_topic: Any,
+        training_topic: Any,
+        model_source: Callable[[], bytes | None] | None,
         highwater: Callable[[tuple[str, int]], int | None],
+        watchdog: CommitWatchdog | None = None,
         max_message_bytes: int,
         batch_max: int = 500,
         batch_within_s: float = 0.05,
         merge_idle_s: float = 0.2,
         merge_max_wait_s: float = 5.0,
-        report_every_s: float = 10.0,
+        report_every_s: float = 5.0,
     ) -> None:
         self.report_every_s = report_every_s
         self.detector = detector
@@ -72,6 +80,9 @@ class Pipeline:
         self.decoders = decoders
         self.table = table
         self.deadletter_topic = deadletter_topic
+        self.training_topic = training_topic
+        self.model_source = model_source
+        self._model_raw: bytes | None = None
         self.max_message_bytes = max_message_bytes
         self.batch_max = batch_max
         self.batch_within_s = batch_within_s
@@ -83,6 +94,7 @@ class Pipeline:
             max_wait_s=merge_max_wait_s,
         )
         self.counters = Counters()
+        self.watchdog = watchdog
 
     async def run(self, stream: Any) -> None:
         """Consume batches; between batches, release whatever the merge allows."""
@@ -99,6 +111,8 @@ class Pipeline:
                     log.info(
                         "pipeline_progress", buffered=len(self.merger), **asdict(self.counters)
                     )
+                    if self.watchdog is not None:
+                        await self.watchdog.check()
                 if next_batch is None:
                     next_batch = asyncio.ensure_future(batches.__anext__())
                 done, _ = await asyncio.wait({next_batch}, timeout=self.batch_within_s)
@@ -148,6 +162,7 @@ class Pipeline:
     ) -> None:
         if not ready and not bad:
             return
+        self._follow_model()
         for handle, error in bad:
             await self._dead_letter(handle, error)
         alerts: list[Alert] = []
@@ -163,15 +178,17 @@ class Pipeline:
                 continue
             self.counters.applied += 1
             alerts.extend(applied.alerts)
+            for example in applied.examples:
+                await self._send_example(customer_id, example)
             touched[customer_id] = (state, item.handle)
         await self.delivery.deliver(alerts)
         self.counters.alerts += len(alerts)
         for customer_id, (state, handle) in touched.items():
             self._put(customer_id.encode(), state.encode(), handle)
         for handle, _ in bad:
-            await stream.ack(handle)
+            await self._ack(stream, handle)
         for item in ready:
-            await stream.ack(item.handle)
+            await self._ack(stream, item.handle)
         for alert in alerts:
             log.info(
                 "alert_emitted",
@@ -182,11 +199,38 @@ class Pipeline:
                 alert_id=alert.alert_id,
             )
 
+    async def _ack(self, stream: Any, handle: Any) -> None:
+        await stream.ack(handle)
+        if self.watchdog is not None:
+            message = handle.message
+            self.watchdog.acked((message.topic, message.partition), message.offset)
+
     def _load(self, customer_id: str) -> CustomerState:
         raw = self.table.get(customer_id.encode())
         if raw is None:
             return self.detector.new_state(customer_id)
-        return CustomerState.decode(raw)
+        return self.detector.decode_state(raw)
+
+    def _follow_model(self) -> None:
+        """Between batches, switch to the newest parameters the trainer published."""
+        if self.model_source is None:
+            return
+        raw = self.model_source()
+        if raw is None or raw == self._model_raw:
+            return
+        self._model_raw = raw
+        try:
+            params = ModelParams.from_json(raw)
+        except ValueError as exc:
+            log.error("model_params_rejected", error=str(exc)[:200])
+            return
+        self.detector.use_model(ParamScorer(params))
+        log.info("model_in_use", version=params.version, weight=self.detector.model_weight)
+
+    async def _send_example(self, customer_id: str, example: LabelledExample) -> None:
+        self.counters.examples += 1
+        record = {**example.to_dict(), "customer_id": customer_id}
+        await self.training_topic.send(key=customer_id.encode(), value=orjson.dumps(record))
 
     def _put(self, key: bytes, value: bytes, handle: Any) -> None:
         # The write happens after the batch left Faust's iteration, so name the event whose

@@ -15,6 +15,7 @@ from aiokafka.partitioner import murmur2
 from detectors.alert import Alert
 from detectors.engine import RiskDetector
 from detectors.events import Source
+from detectors.labels import LabelledExample
 from detectors.state import CustomerState
 from streams.merge import EventTimeMerger, Pending, merge_key
 from streams.records import DecodeError, Decoder, decode
@@ -32,6 +33,7 @@ class ReplayResult:
     alerts: list[Alert] = field(default_factory=list)
     dead_letters: list[tuple[Recorded, DecodeError]] = field(default_factory=list)
     states: dict[str, CustomerState] = field(default_factory=dict)
+    examples: list[tuple[str, LabelledExample]] = field(default_factory=list)
     applied: int = 0
 
 
@@ -73,4 +75,5 @@ def replay(
         applied = detector.apply(state, item.event, Source(item.topic, item.partition, item.offset))
         result.applied += not applied.skipped
         result.alerts.extend(applied.alerts)
+        result.examples.extend((item.event.customer_id, e) for e in applied.examples)
     return result

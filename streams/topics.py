@@ -30,18 +30,20 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str
     except (KafkaError, OSError, TimeoutError) as exc:
         await admin.close()
         raise TopicError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc!r}") from exc
-    names = [
-        settings.topics.transactions,
-        settings.topics.repayments,
-        settings.topics.notifications,
-        settings.topics.deadletter,
-    ]
+    partitions = {
+        settings.topics.transactions: settings.partitions,
+        settings.topics.repayments: settings.partitions,
+        settings.topics.notifications: settings.partitions,
+        settings.topics.deadletter: settings.partitions,
+        settings.topics.training: 1,  # one global model: one trainer consumes it
+    }
+    names = list(partitions)
     try:
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:
             await admin.create_topics(
-                [NewTopic(n, settings.partitions, settings.replication_factor) for n in missing]
+                [NewTopic(n, partitions[n], settings.replication_factor) for n in missing]
             )
         described = await admin.describe_topics(names)
     finally:

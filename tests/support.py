@@ -80,14 +80,17 @@ async def committed_total(settings: Settings) -> int:
         await consumer.stop()
 
 
-async def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes]]:
+async def read_topic(
+    settings: Settings, topic: str, partitions: int | None = None
+) -> list[tuple[bytes | None, bytes]]:
     """Every message currently on ``topic``, by partition, then offset."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
     )
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        count = settings.partitions if partitions is None else partitions
+        tps = [TopicPartition(topic, p) for p in range(count)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
@@ -111,11 +114,32 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 
 def wait_processed(settings: Settings, total: int, timeout_s: float = 90.0) -> None:
-    wait_until(
-        lambda: asyncio.run(committed_total(settings)) >= total,
-        timeout_s,
-        f"{total} events committed by {settings.app_id}",
+    try:
+        wait_until(
+            lambda: asyncio.run(committed_total(settings)) >= total,
+            timeout_s,
+            f"{total} events committed by {settings.app_id}",
+        )
+    except AssertionError as exc:
+        detail = asyncio.run(offsets_report(settings))
+        raise AssertionError(f"{exc}; committed/end per partition: {detail}") from None
+
+
+async def offsets_report(settings: Settings) -> dict[str, tuple[int | None, int]]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=settings.app_id
     )
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(t, p) for t in settings.topics.inputs for p in range(settings.partitions)
+        ]
+        ends = await consumer.end_offsets(tps)
+        return {
+            f"{tp.topic}:{tp.partition}": (await consumer.committed(tp), ends[tp]) for tp in tps
+        }
+    finally:
+        await consumer.stop()
 
 
 class WorkerProcess:

@@ -7,6 +7,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import orjson
 import pytest
 
 from config.settings import Settings, load_settings
@@ -20,6 +21,7 @@ from tests.support import (
     notification_alerts,
     original_bytes,
     produce,
+    read_topic,
     recorded,
     redis_alerts,
     wait_processed,
@@ -75,6 +77,15 @@ def test_stream_yields_replayed_alerts_in_redis_and_on_the_topic(
     assert sorted(in_redis) == sorted(a.alert_id for a in want.alerts)
     assert sorted(on_topic) == sorted(in_redis)
     assert not [i for i, n in Counter(in_redis).items() if n > 1]
+
+    training = [
+        orjson.loads(v)
+        for _, v in asyncio.run(read_topic(settings, settings.topics.training, partitions=1))
+    ]
+    assert want.examples, "the seeded input must mature labels"
+    assert sorted((e["customer_id"], e["snapshot_ts"], e["label"]) for e in training) == sorted(
+        (c, e.to_dict()["snapshot_ts"], e.label) for c, e in want.examples
+    )
 
     by_id = {a["alert_id"]: a for a in redis_alerts(settings)}
     for alert in want.alerts:

@@ -94,6 +94,7 @@ def test_to_dict_has_every_contract_field() -> None:
         "emitted_at",
         "model_version",
         "rules_version",
+        "features_hash",
         "schema_version",
     }
     assert wire["schema_version"] == 1

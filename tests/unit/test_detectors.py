@@ -384,10 +384,9 @@ def test_more_than_max_open_keeps_the_oldest() -> None:
     dues = [date(2025, 1, 31) + timedelta(days=30 * k) for k in range(6)]
     for no, due in reversed(list(enumerate(dues))):  # newest first: the worst order
         dpd.learn_one(rep(RepaymentType.DUE, due, no=no))
-    entries, overflow = dpd.to_state()
-    assert len(entries) == 3
-    assert overflow == 3
-    assert sorted(e[0] for e in entries.values()) == [d.toordinal() for d in dues[:3]]
+    assert len(dpd.open) == 3
+    assert dpd.overflow == 3
+    assert sorted(e[0] for e in dpd.open.values()) == [d.toordinal() for d in dues[:3]]
     assert dpd.score_one(at(2025, 12, 31))["dpd"] == float(
         at(2025, 12, 31).toordinal() - dues[0].toordinal()
     )

@@ -62,6 +62,7 @@ def test_topic_prefix_prefixes_every_topic() -> None:
         repayments="t42.repayments",
         notifications="t42.notifications",
         deadletter="t42.deadletter",
+        training="t42.training",
     )
 
 

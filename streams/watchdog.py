@@ -1,0 +1,71 @@
+"""Commit watchdog: re-seek a partition whose committed offset stopped behind acked work.
+
+Faust can lose the acks of messages delivered while it recovers (faust-streaming issue 216: the
+fetcher resumes before the seek to committed offsets, the in-flight messages are dropped, and
+their redelivery is then filtered out as already read). The gap at the head of the partition
+then blocks every later commit for good (issues 318 and 681). The watchdog sees it: work acked
+beyond the committed offset while the committed offset has not moved for ``stall_s``. It seeks
+the partition back to its committed offset; the redelivered events are skipped by the
+per-customer offsets, and their acks close the gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+TopicPartition = tuple[str, int]
+
+
+class CommitWatchdog:
+    def __init__(
+        self,
+        committed: Callable[[list[TopicPartition]], Awaitable[dict[TopicPartition, int | None]]],
+        reseek: Callable[[TopicPartition, int], Awaitable[None]],
+        clock: Callable[[], float],
+        stall_s: float = 15.0,
+    ) -> None:
+        self.committed = committed
+        self.reseek = reseek
+        self.clock = clock
+        self.stall_s = stall_s
+        self.acked_max: dict[TopicPartition, int] = {}
+        self._since: dict[TopicPartition, tuple[int | None, float]] = {}
+        self.reseeks = 0
+
+    def acked(self, tp: TopicPartition, offset: int) -> None:
+        if offset > self.acked_max.get(tp, -1):
+            self.acked_max[tp] = offset
+
+    def forget(self, partitions: set[int]) -> None:
+        for tp in [tp for tp in self.acked_max if tp[1] in partitions]:
+            del self.acked_max[tp]
+            self._since.pop(tp, None)
+
+    async def check(self) -> None:
+        if not self.acked_max:
+            return
+        now = self.clock()
+        offsets = await self.committed(list(self.acked_max))
+        log.debug("watchdog_check", acked=self.acked_max, committed=offsets)
+        for tp, acked in self.acked_max.items():
+            committed = offsets.get(tp)
+            behind = committed is not None and acked + 1 > committed
+            previous, since = self._since.get(tp, (None, now))
+            if not behind or committed != previous:
+                self._since[tp] = (committed, now)
+                continue
+            if now - since >= self.stall_s and committed is not None:
+                log.warning(
+                    "commit_stalled_reseek",
+                    topic=tp[0],
+                    partition=tp[1],
+                    committed=committed,
+                    acked_up_to=acked,
+                )
+                self.reseeks += 1
+                self._since[tp] = (committed, now)
+                await self.reseek(tp, committed)
