@@ -17,6 +17,7 @@ from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
 from sinks.notifications import NotificationSink
 from sinks.redis import RedisLayout, RedisSink
+from streams import faust_fixes
 from streams.pipeline import Pipeline
 from streams.records import Decoder, decode_repayment, decode_transaction
 from streams.trainer import CURRENT_KEY, Trainer
@@ -24,6 +25,7 @@ from streams.watchdog import CommitWatchdog
 
 
 def create_app(settings: Settings, rules: Rules) -> faust.App:
+    faust_fixes.install()
     app = faust.App(
         settings.app_id,
         broker=";".join(f"kafka://{hp.strip()}" for hp in settings.kafka_bootstrap.split(",")),

@@ -50,7 +50,11 @@ class CommitWatchdog:
             return
         now = self.clock()
         offsets = await self.committed(list(self.acked_max))
-        log.debug("watchdog_check", acked=self.acked_max, committed=offsets)
+        log.debug(
+            "watchdog_check",
+            acked={f"{t}:{p}": o for (t, p), o in self.acked_max.items()},
+            committed={f"{t}:{p}": o for (t, p), o in offsets.items()},
+        )
         for tp, acked in self.acked_max.items():
             committed = offsets.get(tp)
             behind = committed is not None and acked + 1 > committed

@@ -1,0 +1,51 @@
+"""Faust's commit bookkeeping with the duplicate-ack fix installed."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from types import SimpleNamespace
+from typing import Any
+
+from intervaltree import IntervalTree
+
+from streams import faust_fixes
+
+TP = ("t", 0)
+
+
+def consumer(acked: list[int], committed: int | None) -> Any:
+    return SimpleNamespace(
+        _acked=defaultdict(list, {TP: list(acked)}),
+        _acked_index=defaultdict(set, {TP: set(acked)}),
+        _committed_offset=defaultdict(lambda: None, {TP: committed}),
+        _gap=defaultdict(IntervalTree),
+    )
+
+
+def test_duplicated_acks_commit_the_whole_run_at_once() -> None:
+    """Every offset acked twice: one commit covers the run, not one offset per commit."""
+    faust_fixes.install()
+    offsets = [o for o in range(258, 300) for _ in range(2)]
+    c = consumer(offsets, committed=258)
+    assert faust_fixes._new_offset_without_duplicates(c, TP) == 300
+
+
+def test_stale_acks_below_the_committed_offset_are_ignored() -> None:
+    """Old duplicates below the committed offset neither block nor rewind the commit."""
+    c = consumer([250, 251, 258, 259, 260], committed=258)
+    assert faust_fixes._new_offset_without_duplicates(c, TP) == 261
+
+
+def test_a_real_gap_still_blocks_the_commit() -> None:
+    """An offset never acked is never committed past: the guarantee is unchanged."""
+    c = consumer([261, 262, 263], committed=258)
+    assert faust_fixes._new_offset_without_duplicates(c, TP) is None
+
+
+def test_install_is_idempotent() -> None:
+    """Installing twice leaves one patch in place."""
+    from faust.transport.consumer import Consumer
+
+    faust_fixes.install()
+    faust_fixes.install()
+    assert Consumer._new_offset is faust_fixes._new_offset_without_duplicates

@@ -1,0 +1,57 @@
+"""The commit watchdog re-seeks only a partition whose commits stalled behind acked work."""
+
+from __future__ import annotations
+
+from streams.watchdog import CommitWatchdog
+
+TP = ("t.transactions", 0)
+
+
+class Broker:
+    def __init__(self) -> None:
+        self.committed: dict[tuple[str, int], int | None] = {TP: 100}
+        self.seeks: list[tuple[tuple[str, int], int]] = []
+        self.now = 0.0
+
+    async def offsets(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
+        return {tp: self.committed.get(tp) for tp in tps}
+
+    async def seek(self, tp: tuple[str, int], offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+def watchdog(broker: Broker) -> CommitWatchdog:
+    return CommitWatchdog(broker.offsets, broker.seek, clock=lambda: broker.now, stall_s=15)
+
+
+async def test_stalled_commit_behind_acked_work_is_reseeked_once_per_stall() -> None:
+    """Committed stuck at 100 while 500 is acked: one seek back to 100 after 15 s, not before."""
+    broker = Broker()
+    dog = watchdog(broker)
+    dog.acked(TP, 500)
+    for t in (0, 5, 10):
+        broker.now = t
+        await dog.check()
+    assert broker.seeks == []
+    broker.now = 15
+    await dog.check()
+    assert broker.seeks == [(TP, 100)]
+    broker.now = 20
+    await dog.check()
+    assert broker.seeks == [(TP, 100)]
+
+
+async def test_moving_or_caught_up_commits_are_left_alone() -> None:
+    """Commits that advance, or that caught up with the acks, never trigger a seek."""
+    broker = Broker()
+    dog = watchdog(broker)
+    dog.acked(TP, 500)
+    for t in range(0, 60, 5):
+        broker.now = t
+        broker.committed[TP] = 100 + t  # advancing
+        await dog.check()
+    broker.committed[TP] = 501  # caught up
+    for t in range(60, 120, 5):
+        broker.now = t
+        await dog.check()
+    assert broker.seeks == []
