@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import string
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 DEFAULT_RULES = Path(__file__).with_name("rules.toml")
+TEMPLATE_NAMES = frozenset(
+    {
+        "value",
+        "inflow_expected_amount",
+        "inflow_expected_date",
+        "inflow_last_amount",
+        "inflow_period_days",
+    }
+)
+"""Names a reason text may use: the feature's value and the details the signals offer."""
 LEVEL_NAMES = ("watch", "amber", "red")
 
 
@@ -152,8 +163,12 @@ def _feature(name: str, spec: Any) -> FeatureWeight:
         text=_get(spec, "text", str, where),
     )
     try:
-        feature.text.format(value=1.0)
-    except (ValueError, KeyError, IndexError) as exc:
+        names = {name for _, name, _, _ in string.Formatter().parse(feature.text) if name}
+        unknown = names - TEMPLATE_NAMES
+        if unknown:
+            raise KeyError(f"unknown names {sorted(unknown)}; known: {sorted(TEMPLATE_NAMES)}")
+        feature.text.format(**dict.fromkeys(TEMPLATE_NAMES, 1.0))
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise RulesError(f"{where}.text: bad template {feature.text!r}: {exc!r}") from None
     return feature
 

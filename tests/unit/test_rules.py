@@ -38,9 +38,10 @@ def test_load_rules_from_an_explicit_path(tmp_path: Path) -> None:
 
 
 def test_default_feature_texts_format_a_number() -> None:
-    """Every packaged reason text formats with a value and shows a number."""
+    """Every packaged reason text formats with a value (and details) and shows a number."""
+    details = {"inflow_expected_amount": 2400.0, "inflow_expected_date": "2025-03-28"}
     for name, spec in load_rules().features.items():
-        text = spec.text.format(value=0.37)
+        text = spec.text.format(value=0.37, **details)
         assert any(ch.isdigit() for ch in text), name
 
 
@@ -141,3 +142,34 @@ def test_reason_text_that_cannot_format_is_a_rules_error(text: str) -> None:
 
     with pytest.raises(RulesError, match=r"scorecard\.features\.dpd"):
         parse_rules(_mutated(change))
+
+
+def test_signal_details_stay_within_the_template_vocabulary() -> None:
+    """Every detail a signal offers is a name reason texts may use, so templates validate."""
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from config.rules import TEMPLATE_NAMES
+    from detectors.events import Channel, Direction, Transaction, TxStatus
+    from detectors.state import default_signals
+
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    names: set[str] = set()
+    for signal in default_signals():
+        for month in range(6):
+            signal.learn_one(
+                Transaction(
+                    f"e{month}",
+                    "c1",
+                    "a1",
+                    start + timedelta(days=30 * month),
+                    Decimal("2400.00"),
+                    "EUR",
+                    Direction.CREDIT,
+                    Channel.SALARY,
+                    TxStatus.POSTED,
+                )
+            )
+        names |= set(signal.details(start + timedelta(days=200)))
+    assert "inflow_expected_date" in names
+    assert names <= TEMPLATE_NAMES
