@@ -81,6 +81,11 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
         await pipeline.run(stream)
 
     app.agent(inputs, name="risk", concurrency=1)(risk)
+
+    @app.on_partitions_revoked.connect  # type: ignore[misc]
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        pipeline.revoked({tp.partition for tp in revoked if tp.topic in settings.topics.inputs})
+
     app.pipeline = pipeline  # type: ignore[attr-defined]
     if settings.model_learning and not settings.model_params_file:
         trainer = Trainer(

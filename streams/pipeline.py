@@ -108,11 +108,7 @@ class Pipeline:
             while True:
                 if time.monotonic() >= next_report:
                     next_report = time.monotonic() + self.report_every_s
-                    log.info(
-                        "pipeline_progress", buffered=len(self.merger), **asdict(self.counters)
-                    )
-                    if self.watchdog is not None:
-                        await self.watchdog.check()
+                    await self._report()
                 if next_batch is None:
                     next_batch = asyncio.ensure_future(batches.__anext__())
                 done, _ = await asyncio.wait({next_batch}, timeout=self.batch_within_s)
@@ -128,8 +124,11 @@ class Pipeline:
                     await next_batch
             await self.delivery.close()
 
-    def _report(self) -> None:
+    async def _report(self) -> None:
+        """Every few seconds: progress in the log, and the commit watchdog's look."""
         log.info("pipeline_progress", buffered=len(self.merger), **asdict(self.counters))
+        if self.watchdog is not None:
+            await self.watchdog.check()
 
     def _take(self, batch: list[Any]) -> list[tuple[Any, DecodeError]]:
         """Decode a batch into the merger; return the messages that failed to decode."""
@@ -198,6 +197,15 @@ class Pipeline:
                 score=round(alert.score, 3),
                 alert_id=alert.alert_id,
             )
+
+    def revoked(self, partitions: set[int]) -> None:
+        """Partitions moved to another worker: drop what is buffered for them, unacked, so the
+        new owner applies it (at least once, and idempotently)."""
+        dropped = self.merger.forget(partitions)
+        if self.watchdog is not None:
+            self.watchdog.forget(partitions)
+        if dropped:
+            log.info("partitions_revoked", partitions=sorted(partitions), dropped=len(dropped))
 
     async def _ack(self, stream: Any, handle: Any) -> None:
         await stream.ack(handle)
