@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from detectors.base import Signal
@@ -85,7 +86,7 @@ class AccountConduct(Signal):
         if event.balance_after is not None:
             self.overdrawn.update(1.0 if event.balance_after < 0 else 0.0)
             if event.credit_limit:
-                used = max(-event.balance_after, 0) / event.credit_limit
+                used = max(-event.balance_after, Decimal(0)) / event.credit_limit
                 self.utilisation = round(float(used), 4)
         if _is_posted_debit(event):
             self.cash_advance.update(1.0 if event.channel is Channel.CASH_ADVANCE else 0.0)

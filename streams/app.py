@@ -82,7 +82,7 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
 
     app.agent(inputs, name="risk", concurrency=1)(risk)
 
-    @app.on_partitions_revoked.connect  # type: ignore[misc]
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         pipeline.revoked({tp.partition for tp in revoked if tp.topic in settings.topics.inputs})
 

@@ -166,9 +166,9 @@ def _customer_show(settings: Settings, args: argparse.Namespace) -> int:
         settings.redis_url, password=settings.redis_password, decode_responses=True
     )
     try:
-        state = client.hgetall(layout.customer(args.customer_id))
-        history = client.lrange(layout.history(args.customer_id), 0, -1)
-        rank = client.zrevrank(layout.watchlist, args.customer_id)
+        state: dict[str, str] = client.hgetall(layout.customer(args.customer_id))  # type: ignore[assignment]
+        history: list[str] = client.lrange(layout.history(args.customer_id), 0, -1)  # type: ignore[assignment]
+        rank: int | None = client.zrevrank(layout.watchlist, args.customer_id)  # type: ignore[assignment]
     except (redis.RedisError, OSError) as exc:
         print(
             f"ews customer show: cannot reach Redis at {safe_url(settings.redis_url)}: {exc}",

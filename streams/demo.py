@@ -282,7 +282,8 @@ async def _summary(
     layout = RedisLayout(settings.redis_prefix)
     client = redis.Redis.from_url(settings.redis_url, password=settings.redis_password)
     try:
-        redis_ids = {f[b"alert_id"] for _, f in client.xrange(layout.alerts)}
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(layout.alerts)  # type: ignore[assignment]
+        redis_ids = {fields[b"alert_id"] for _, fields in entries}
     finally:
         client.close()
     distinct = {a["alert_id"]: a for a in progress.alerts}

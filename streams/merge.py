@@ -87,7 +87,7 @@ class EventTimeMerger:
 
     def forget(self, partitions: set[int]) -> list[Pending]:
         """Drop the buffers of revoked partitions; their events will be redelivered."""
-        dropped = []
+        dropped: list[Pending] = []
         for tp in [tp for tp in self._buffers if tp[1] in partitions]:
             dropped.extend(self._buffers.pop(tp))
         for tp in [tp for tp in self._last_offset if tp[1] in partitions]:

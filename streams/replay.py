@@ -41,7 +41,7 @@ def default_partition(key: bytes | None, partitions: int, index: int) -> int:
     """Kafka's default partitioner for keyed messages (murmur2, positive, modulo)."""
     if key is None:
         return index % partitions
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def replay(
