@@ -45,10 +45,9 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str
             await admin.create_topics(
                 [NewTopic(n, partitions[n], settings.replication_factor) for n in missing]
             )
-        described = await admin.describe_topics(names)
+        counts = await _partition_counts(admin, names, timeout_s)
     finally:
         await admin.close()
-    counts = {d["topic"]: len(d["partitions"]) for d in described}
     for name in settings.topics.inputs:
         if counts.get(name) != settings.partitions:
             raise TopicError(
@@ -56,3 +55,17 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str
                 "input topics must be co-partitioned"
             )
     return counts
+
+
+async def _partition_counts(
+    admin: AIOKafkaAdminClient, names: list[str], timeout_s: float
+) -> dict[str, int]:
+    """Partition counts per topic; waits (bounded) for just-created topics to show partitions,
+    since brokers publish new topics' metadata a moment after they confirm the creation."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        described = await admin.describe_topics(names)
+        counts = {d["topic"]: len(d["partitions"]) for d in described}
+        if all(counts.get(n) for n in names) or asyncio.get_running_loop().time() > deadline:
+            return counts
+        await asyncio.sleep(0.2)
