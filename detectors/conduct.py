@@ -205,39 +205,28 @@ class AccountTrends(Signal):
             "spend_drop": drop,
         }
 
+    _STATE = (
+        "day",
+        "overdraft_bits",
+        "returned_bits",
+        "days",
+        "credit_today",
+        "debit_today",
+        "credit_fast",
+        "credit_slow",
+        "debit_fast",
+        "debit_slow",
+        "utilisation",
+        "util_fast",
+        "util_slow",
+    )
+
     def to_state(self) -> Any:
-        return [
-            self.day,
-            self.overdraft_bits,
-            self.returned_bits,
-            self.days,
-            self.credit_today,
-            self.debit_today,
-            self.credit_fast,
-            self.credit_slow,
-            self.debit_fast,
-            self.debit_slow,
-            self.utilisation,
-            self.util_fast,
-            self.util_slow,
-        ]
+        return [getattr(self, name) for name in self._STATE]
 
     def load_state(self, state: Any) -> None:
-        (
-            self.day,
-            self.overdraft_bits,
-            self.returned_bits,
-            self.days,
-            self.credit_today,
-            self.debit_today,
-            self.credit_fast,
-            self.credit_slow,
-            self.debit_fast,
-            self.debit_slow,
-            self.utilisation,
-            self.util_fast,
-            self.util_slow,
-        ) = state
+        for name, value in zip(self._STATE, state, strict=True):
+            setattr(self, name, value)
 
 
 class RepaymentBehaviour(Signal):

@@ -142,6 +142,20 @@ async def offsets_report(settings: Settings) -> dict[str, tuple[int | None, int]
         await consumer.stop()
 
 
+def process_with_worker(settings: Settings, messages: list[Recorded], log_path: Path) -> int:
+    """Produce ``messages``, then run one worker until all are committed; return the count.
+
+    Input goes in before the worker starts, so the worker's event-time merge is exact and its
+    alerts must equal the offline replay's."""
+    total = asyncio.run(produce(settings, messages))
+    worker = WorkerProcess(settings, log_path).start()
+    try:
+        wait_processed(settings, total)
+    finally:
+        worker.stop()
+    return total
+
+
 class WorkerProcess:
     """``ews worker`` as a child process with the given settings; stopped by its own pid."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 from config.settings import Settings, load_settings
 from streams.generator import generate
 from streams.localstack import ApacheKafka, RedisServer, free_port
-from tests.support import WorkerProcess, expected, produce, recorded, wait_processed
+from tests.support import expected, process_with_worker, recorded
 
 
 def ews(*args: str, env: dict[str, str], timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
@@ -81,12 +80,7 @@ def test_topics_create_customer_show_and_alerts_tail(
 
     messages = recorded(generate(customers=10, days=150, seed=3, malformed=0), settings)
     want = expected(messages, settings)
-    total = asyncio.run(produce(settings, messages))
-    worker = WorkerProcess(settings, artifacts / "worker.log").start()
-    try:
-        wait_processed(settings, total)
-    finally:
-        worker.stop()
+    process_with_worker(settings, messages, artifacts / "worker.log")
 
     alerted = want.alerts[-1]
     shown = ews("customer", "show", alerted.customer_id, env=env)

@@ -20,6 +20,7 @@ from tests.support import (
     expected,
     notification_alerts,
     original_bytes,
+    process_with_worker,
     produce,
     read_topic,
     recorded,
@@ -65,12 +66,7 @@ def test_stream_yields_replayed_alerts_in_redis_and_on_the_topic(
     messages = recorded(STREAM, settings)
     want = expected(messages, settings)
     assert want.alerts, "the seeded input must produce alerts for this test to mean anything"
-    total = asyncio.run(produce(settings, messages))
-    worker = WorkerProcess(settings, artifacts / "worker.log").start()
-    try:
-        wait_processed(settings, total)
-    finally:
-        worker.stop()
+    process_with_worker(settings, messages, artifacts / "worker.log")
 
     in_redis = [a["alert_id"] for a in redis_alerts(settings)]
     on_topic = [a["alert_id"] for a in notification_alerts(settings)]
@@ -102,12 +98,7 @@ def test_bad_messages_land_in_the_dead_letter_topic_with_reasons(
     """Every malformed message, and nothing else, is dead-lettered with its bytes and reason."""
     messages = recorded(STREAM, settings)
     want = expected(messages, settings)
-    total = asyncio.run(produce(settings, messages))
-    worker = WorkerProcess(settings, artifacts / "worker.log").start()
-    try:
-        wait_processed(settings, total)
-    finally:
-        worker.stop()
+    process_with_worker(settings, messages, artifacts / "worker.log")
 
     letters = dead_letters(settings)
     assert len(letters) == sum(m.malformed for m in STREAM.messages) == len(want.dead_letters)
@@ -123,12 +114,7 @@ def test_reprocessing_the_same_input_writes_no_duplicate(
 ) -> None:
     """A second worker group re-reading the same input adds nothing to Redis or the topic."""
     messages = recorded(STREAM, settings)
-    total = asyncio.run(produce(settings, messages))
-    first = WorkerProcess(settings, artifacts / "first.log").start()
-    try:
-        wait_processed(settings, total)
-    finally:
-        first.stop()
+    total = process_with_worker(settings, messages, artifacts / "first.log")
     before_redis = redis_alerts(settings)
     before_topic = notification_alerts(settings)
 
