@@ -19,7 +19,7 @@ from sinks.notifications import NotificationSink
 from sinks.redis import RedisLayout, RedisSink
 from streams import faust_fixes
 from streams.pipeline import Pipeline
-from streams.records import Decoder, decode_repayment, decode_transaction
+from streams.records import decoders
 from streams.trainer import CURRENT_KEY, Trainer
 from streams.watchdog import CommitWatchdog
 
@@ -49,10 +49,6 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
     table = app.Table("customers", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     training = app.topic(settings.topics.training, partitions=1, **raw)
     model_table = app.GlobalTable("model", partitions=1, key_type=bytes, value_type=bytes)
-    decoders: dict[str, Decoder] = {
-        settings.topics.transactions: decode_transaction,
-        settings.topics.repayments: decode_repayment,
-    }
     detector = RiskDetector(rules, settings.model_version)
     model_source = None
     if settings.model_params_file:  # pinned: never follow newer versions
@@ -65,7 +61,7 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
         delivery=_delivery(settings),
         training_topic=training,
         model_source=model_source,
-        decoders=decoders,
+        decoders=decoders(settings.topics),
         table=table,
         deadletter_topic=deadletter,
         highwater=lambda tp: _highwater(app, tp),

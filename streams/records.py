@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from config.settings import Topics
 from detectors.events import (
     Channel,
     Direction,
@@ -122,6 +123,11 @@ def decode_repayment(data: dict[str, Any]) -> Repayment:
 
 
 Decoder = Callable[[dict[str, Any]], Event]
+
+
+def decoders(topics: Topics) -> dict[str, Decoder]:
+    """The contract each input topic carries."""
+    return {topics.transactions: decode_transaction, topics.repayments: decode_repayment}
 
 
 def decode(decoder: Decoder, raw: bytes | None, key: bytes | None, max_bytes: int) -> Event:

@@ -21,8 +21,9 @@ from config.rules import load_rules
 from config.settings import Settings
 from detectors.engine import RiskDetector
 from sinks.redis import RedisLayout
+from streams.demo import processed
 from streams.generator import TRANSACTIONS, GeneratedStream
-from streams.records import decode_repayment, decode_transaction
+from streams.records import decoders
 from streams.replay import Recorded, ReplayResult, replay
 from streams.topics import ensure_topics
 
@@ -39,12 +40,8 @@ def recorded(stream: GeneratedStream, settings: Settings) -> list[Recorded]:
 
 def expected(messages: list[Recorded], settings: Settings) -> ReplayResult:
     """What the live system must emit: the offline replay of the same input."""
-    decoders = {
-        settings.topics.transactions: decode_transaction,
-        settings.topics.repayments: decode_repayment,
-    }
     detector = RiskDetector(load_rules(settings.rules_file), settings.model_version)
-    return replay(messages, decoders, detector, settings.partitions)
+    return replay(messages, decoders(settings.topics), detector, settings.partitions)
 
 
 async def produce(settings: Settings, messages: Iterable[Recorded]) -> int:
@@ -64,20 +61,8 @@ async def produce(settings: Settings, messages: Iterable[Recorded]) -> int:
 
 
 async def committed_total(settings: Settings) -> int:
-    """Sum of the worker group's committed offsets over the input topics (= events processed)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=settings.app_id
-    )
-    await consumer.start()
-    try:
-        total = 0
-        for topic in settings.topics.inputs:
-            for p in range(settings.partitions):
-                offset = await consumer.committed(TopicPartition(topic, p))
-                total += offset or 0
-        return total
-    finally:
-        await consumer.stop()
+    """Events the worker group has committed on the input topics (the demo's own measure)."""
+    return await processed(settings)
 
 
 async def read_topic(

@@ -11,11 +11,11 @@ from detectors.events import Source
 from detectors.state import CustomerState
 from streams.generator import generate
 from streams.merge import merge_key
-from streams.records import DecodeError, decode, decode_repayment, decode_transaction
+from streams.records import DecodeError, decode, decoders
 from streams.replay import Recorded, default_partition, replay
 
 TOPICS = Topics()
-DECODERS = {TOPICS.transactions: decode_transaction, TOPICS.repayments: decode_repayment}
+DECODERS = decoders(TOPICS)
 STREAM = generate(customers=25, days=150, seed=5, malformed=4)
 MESSAGES = [
     Recorded(
