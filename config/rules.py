@@ -20,6 +20,7 @@ TEMPLATE_NAMES = frozenset(
 )
 """Names a reason text may use: the feature's value and the details the signals offer."""
 LEVEL_NAMES = ("watch", "amber", "red")
+DEFAULT_IDLE_TTL_DAYS = 180
 
 
 class RulesError(ValueError):
@@ -69,6 +70,7 @@ class Rules:
     red_dpd: int
     resolve_after_days: int = 14
     cooldown_days: int = 7
+    idle_ttl_days: int = DEFAULT_IDLE_TTL_DAYS
     model: ModelRules = field(default_factory=lambda: ModelRules())
 
 
@@ -116,6 +118,7 @@ def parse_rules(data: dict[str, Any]) -> Rules:
     if resolve_after_days < 0 or cooldown_days < 0:
         raise RulesError("alerting: resolve_after_days and cooldown_days must not be negative")
     model = _model_rules(data.get("model", {}))
+    idle_ttl_days = _idle_ttl_days(data.get("state", {}), model)
     return Rules(
         version=version,
         intercept=float(_get(card, "intercept", (int, float), "scorecard")),
@@ -125,8 +128,24 @@ def parse_rules(data: dict[str, Any]) -> Rules:
         red_dpd=red_dpd,
         resolve_after_days=resolve_after_days,
         cooldown_days=cooldown_days,
+        idle_ttl_days=idle_ttl_days,
         model=model,
     )
+
+
+def _idle_ttl_days(table: Any, model: ModelRules) -> int:
+    if not isinstance(table, dict):
+        raise RulesError("state: expected a table")
+    unknown = set(table) - {"idle_ttl_days"}
+    if unknown:
+        raise RulesError(f"state: unknown keys {sorted(unknown)}")
+    ttl: int = _get(table, "idle_ttl_days", int, "state") if table else DEFAULT_IDLE_TTL_DAYS
+    if ttl < model.horizon_days:
+        raise RulesError(
+            f"state.idle_ttl_days: must be at least model.horizon_days ({model.horizon_days}), "
+            f"so held snapshots mature before a customer is forgotten; got {ttl}"
+        )
+    return ttl
 
 
 def _model_rules(table: Any) -> ModelRules:

@@ -36,6 +36,12 @@ class Signal(ABC):
     def load_state(self, state: Any) -> None:
         """Restore what :meth:`to_state` produced."""
 
+    def wake_at(self, now: datetime) -> datetime | None:
+        """The earliest event time after ``now`` at which :meth:`score_one` may report riskier
+        features with no new event (a due date passing, an expected salary not arriving), or
+        None. The sweep wakes silent customers then. Pure read."""
+        return None
+
     def details(self, now: datetime) -> dict[str, str | float]:
         """Extra values reason texts may name (e.g. an expected salary date). Pure read."""
         return {}

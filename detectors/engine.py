@@ -1,18 +1,21 @@
 """The detector the streams call: one event in, the customer's state updated, alerts out.
 
 Pure: no Kafka, Redis, environment or clock. Time is the event time of the customer's own
-events (the largest seen so far), so a replay decides exactly as the live run did.
+events (the largest seen so far), or, for a customer who sends nothing, the time the caller's
+event-time sweep passes in (:meth:`RiskDetector.tick`, at the :meth:`RiskDetector.wake_at` the
+state asked for), so a replay decides exactly as the live run did.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from config.rules import Rules
 from detectors.alert import Alert, Level, Reason, Trigger, alert_id
 from detectors.events import Event, Source
 from detectors.labels import LabelledExample, features_hash
-from detectors.levels import LevelPolicy
+from detectors.levels import DAY_MS, LevelPolicy
 from detectors.model import ParamScorer
 from detectors.scorecard import Contribution, Scorecard, Scored
 from detectors.state import CustomerState, default_labels
@@ -24,11 +27,13 @@ MIN_REASON_CONTRIBUTION = 0.1
 @dataclass(frozen=True, slots=True)
 class Applied:
     """What one event did: ``skipped`` when it was a redelivery, else the alerts it raised and
-    the labelled examples that matured (for the trainer)."""
+    the labelled examples that matured (for the trainer); ``expired`` when a sweep found the
+    customer idle past the TTL and the state may be forgotten."""
 
     skipped: bool
     alerts: tuple[Alert, ...] = ()
     examples: tuple[LabelledExample, ...] = ()
+    expired: bool = False
 
 
 class RiskDetector:
@@ -74,25 +79,66 @@ class RiskDetector:
         state.events += 1
         for signal in state.signals:
             signal.learn_one(event)
+        trigger = Trigger(event.event_id, source.topic, source.partition, source.offset)
+        applied, _ = self._evaluate(state, state.watermark, trigger, event.ts, snapshot=True)
+        return applied
 
-        now = state.watermark
+    def tick(self, state: CustomerState, now: datetime, trigger: Trigger) -> Applied:
+        """The sweep's visit to a customer who sent nothing since before ``now``: score, mature
+        labels and decide the level as of ``now``. ``expired`` when the customer has been idle
+        for the TTL with nothing at stake (level none, nothing overdue, no label pending): the
+        caller then forgets the state. Ticks keep no label snapshots; only events do."""
+        if _ms(now) <= state.watermark_ms:
+            return Applied(skipped=True)
+        applied, dpd = self._evaluate(state, now, trigger, now, snapshot=False)
+        idle_ms = _ms(now) - state.watermark_ms
+        expired = (
+            idle_ms >= self.rules.idle_ttl_days * DAY_MS
+            and state.alert.level is Level.NONE
+            and state.alert.notified is Level.NONE
+            and dpd == 0
+            and not state.labels.pending
+        )
+        return Applied(False, applied.alerts, applied.examples, expired=expired)
+
+    def wake_at(self, state: CustomerState, now: datetime) -> datetime:
+        """When the sweep should next look at this customer if they send nothing: a due date
+        or an expected salary passing, a label maturing, the daily re-examination of a customer
+        above level none, or the idle TTL."""
+        candidates = [signal.wake_at(now) for signal in state.signals]
+        candidates.append(state.labels.next_maturity())
+        if state.alert.level > Level.NONE or state.alert.notified > Level.NONE:
+            candidates.append(_next_midnight(now))
+        candidates.append(state.watermark + timedelta(days=self.rules.idle_ttl_days))
+        return min(c for c in candidates if c is not None)
+
+    def _evaluate(
+        self,
+        state: CustomerState,
+        now: datetime,
+        trigger: Trigger,
+        event_time: datetime,
+        *,
+        snapshot: bool,
+    ) -> tuple[Applied, float]:
+        """Score as of ``now``, mature labels and decide the level; also returns DPD."""
         features: dict[str, float] = {}
         for signal in state.signals:
             features.update(signal.score_one(now))
         scored = self.score(features)
         dpd = features.get("dpd", 0.0)
-        examples = self._mature(state, features, dpd)
+        examples = self._mature(state, now, features, dpd, snapshot=snapshot)
         floor = self.policy.floor(dpd)
         state.score = scored.score
-        transition = self.policy.decide(state.alert, state.watermark_ms, scored.score, floor)
+        transition = self.policy.decide(state.alert, _ms(now), scored.score, floor)
         if transition is None:
-            return Applied(skipped=False, examples=examples)
+            return Applied(skipped=False, examples=examples), dpd
         alert = Alert(
             alert_id=alert_id(
                 state.customer_id,
                 transition.kind,
                 transition.level,
-                event.event_id,
+                trigger.event_id,
                 self.rules.version,
                 self.model_version,
             ),
@@ -101,20 +147,20 @@ class RiskDetector:
             level=transition.level,
             previous_level=transition.previous,
             score=scored.score,
-            reasons=self.reasons(scored, floor, dpd, self._details(state)),
-            trigger=Trigger(event.event_id, source.topic, source.partition, source.offset),
-            event_time=event.ts,
+            reasons=self.reasons(scored, floor, dpd, self._details(state, now)),
+            trigger=trigger,
+            event_time=event_time,
             model_version=self.model_version,
             rules_version=self.rules.version,
             features_hash=features_hash(features),
         )
-        return Applied(skipped=False, alerts=(alert,), examples=examples)
+        return Applied(skipped=False, alerts=(alert,), examples=examples), dpd
 
     @staticmethod
-    def _details(state: CustomerState) -> dict[str, str | float]:
+    def _details(state: CustomerState, now: datetime) -> dict[str, str | float]:
         details: dict[str, str | float] = {}
         for signal in state.signals:
-            details.update(signal.details(state.watermark))
+            details.update(signal.details(now))
         return details
 
     def score(self, features: dict[str, float]) -> Scored:
@@ -135,15 +181,20 @@ class RiskDetector:
         return Scored((1 - w) * card.score + w * model.score, tuple(parts))
 
     def _mature(
-        self, state: CustomerState, features: dict[str, float], dpd: float
+        self,
+        state: CustomerState,
+        now: datetime,
+        features: dict[str, float],
+        dpd: float,
+        *,
+        snapshot: bool,
     ) -> tuple[LabelledExample, ...]:
-        """Keep a scoring snapshot when due; emit the labels that time or a default decides."""
-        now = state.watermark
+        """Emit the labels that time or going bad decides; keep a scoring snapshot when due."""
         bad = dpd >= self.rules.model.bad_dpd
         if state.labels.bad and dpd == 0:
             state.labels.reset_after_cure()
         examples = tuple(state.labels.observe(now, bad))
-        if not bad:
+        if snapshot and not bad:
             state.labels.snapshot(now, features)
         return examples
 
@@ -187,6 +238,14 @@ class RiskDetector:
                 )
             )
         return tuple(reasons)
+
+
+def _ms(ts: datetime) -> int:
+    return int(ts.timestamp() * 1000)
+
+
+def _next_midnight(now: datetime) -> datetime:
+    return datetime.fromordinal(now.toordinal() + 1).replace(tzinfo=UTC)
 
 
 def _render(template: str, value: float, details: dict[str, str | float]) -> str:

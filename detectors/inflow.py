@@ -25,7 +25,7 @@ last inflow, beyond the merging window, is ignored: it cannot move a schedule al
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from detectors.base import Signal
@@ -149,6 +149,15 @@ class RegularInflow(Signal):
     def overdue_days(self, now: datetime) -> float:
         """Days past the expected date beyond the effective tolerance (may be negative)."""
         return now.toordinal() - self.last_day - self.period - self.tolerance()
+
+    def wake_at(self, now: datetime) -> datetime | None:
+        """The first day on which the next inflow counts as overdue, if that is still ahead."""
+        if not self.established:
+            return None
+        first = math.floor(self.last_day + self.period + self.tolerance()) + 1
+        if first <= now.toordinal():
+            return None
+        return datetime.fromordinal(first).replace(tzinfo=UTC)
 
     def score_one(self, now: datetime) -> dict[str, float]:
         if not self.established:

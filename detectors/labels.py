@@ -243,6 +243,12 @@ class LabelMaturer:
             self.bad = True
         return out
 
+    def next_maturity(self) -> datetime | None:
+        """When the oldest held snapshot matures as a negative, if one is held."""
+        if not self.pending:
+            return None
+        return _from_ms(self.pending[0][0] + self._horizon_ms)
+
     def reset_after_cure(self) -> None:
         """The customer is no longer bad: snapshot again from the next scoring."""
         self.bad = False

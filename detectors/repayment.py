@@ -8,7 +8,7 @@ tolerance of one minor unit. At most ``max_open`` unpaid instalments are tracked
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -73,6 +73,15 @@ class DaysPastDue(Signal):
         overdue = [e[0] for e in self.open.values() if e[0] < now.toordinal()]
         return min(overdue) if overdue else None
 
+    def wake_at(self, now: datetime) -> datetime | None:
+        """Tomorrow while anything is overdue (DPD grows daily); else the day after the
+        earliest open due date, when it becomes overdue."""
+        if not self.open:
+            return None
+        today = now.toordinal()
+        earliest = min(e[0] for e in self.open.values())
+        return _midnight(today + 1 if earliest < today else earliest + 1)
+
     def score_one(self, now: datetime) -> dict[str, float]:
         today = now.toordinal()
         overdue = [e for e in self.open.values() if e[0] < today]
@@ -99,6 +108,10 @@ class DaysPastDue(Signal):
             for loan, entries in loans.items()
             for number, due_date, due, paid in entries
         }
+
+
+def _midnight(ordinal: int) -> datetime:
+    return datetime.fromordinal(ordinal).replace(tzinfo=UTC)
 
 
 def _minor(amount: Decimal) -> int | str:

@@ -66,6 +66,7 @@ class CustomerState:
     score: float = 0.0
     events: int = 0
     late_events: int = 0
+    wake_day: int = 0  # the sweep day this customer is on the agenda for (0: none yet)
 
     @property
     def watermark(self) -> datetime:
@@ -83,6 +84,7 @@ class CustomerState:
                 "s": self.score,
                 "n": self.events,
                 "z": self.late_events,
+                "k": self.wake_day,
                 "g": {s.name: s.to_state() for s in self.signals},
             }
         )
@@ -109,4 +111,5 @@ class CustomerState:
             score=data["s"],
             events=data["n"],
             late_events=data["z"],
+            wake_day=data.get("k", 0),
         )

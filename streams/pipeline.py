@@ -3,10 +3,12 @@
 The guarantees live here, in this order, for every batch:
 
 1. bad messages are written to the dead-letter topic (never dropped, never fatal);
-2. good events are applied in event-time merge order; a redelivered event is skipped by the
-   per-topic offset in the customer's state;
+2. good events are applied in event-time merge order, with the event-time sweep they drive
+   (``streams.applier``); a redelivered event is skipped by the per-topic offset in the
+   customer's state;
 3. alerts are delivered to Redis and the notifications topic, retried until both acknowledge;
-4. each touched customer's state is written once to the changelog-backed table;
+4. each changed customer's state, then the sweep agenda and clock, are written once to the
+   changelog-backed table;
 5. only then are the messages acked, and Faust commits offsets after flushing its producer
    (dead letters and changelog included).
 
@@ -28,13 +30,12 @@ import orjson
 import structlog
 from faust.streams import _current_event  # the context Faust's stores read the partition from
 
-from detectors.alert import Alert
 from detectors.engine import RiskDetector
 from detectors.events import Source
 from detectors.labels import LabelledExample
 from detectors.model import ModelParams, ParamScorer
-from detectors.state import CustomerState
 from sinks.delivery import Delivery
+from streams.applier import Outcome, apply_batch
 from streams.merge import EventTimeMerger, Pending, merge_key
 from streams.records import DecodeError, Decoder, dead_letter, decode
 from streams.watchdog import CommitWatchdog
@@ -50,6 +51,8 @@ class Counters:
     dead_letters: int = 0
     alerts: int = 0
     examples: int = 0
+    ticks: int = 0
+    expired: int = 0
 
 
 class Pipeline:
@@ -164,31 +167,18 @@ class Pipeline:
         self._follow_model()
         for handle, error in bad:
             await self._dead_letter(handle, error)
-        alerts: list[Alert] = []
-        touched: dict[str, tuple[CustomerState, Any]] = {}
-        for item in ready:
-            customer_id = item.event.customer_id
-            state = touched[customer_id][0] if customer_id in touched else self._load(customer_id)
-            applied = self.detector.apply(
-                state, item.event, Source(item.topic, item.partition, item.offset)
-            )
-            if applied.skipped:
-                self.counters.skipped += 1
-                continue
-            self.counters.applied += 1
-            alerts.extend(applied.alerts)
-            for example in applied.examples:
-                await self._send_example(customer_id, example)
-            touched[customer_id] = (state, item.handle)
-        await self.delivery.deliver(alerts)
-        self.counters.alerts += len(alerts)
-        for customer_id, (state, handle) in touched.items():
-            self._put(customer_id.encode(), state.encode(), handle)
+        outcome = apply_batch(self.detector, self.table.get, ready)
+        for customer_id, example in outcome.examples:
+            await self._send_example(customer_id, example)
+        await self.delivery.deliver(outcome.alerts)
+        for write in outcome.writes:
+            self._write(write.key, write.value, write.anchor)
         for handle, _ in bad:
             await self._ack(stream, handle)
         for item in ready:
             await self._ack(stream, item.handle)
-        for alert in alerts:
+        self._count(outcome)
+        for alert in outcome.alerts:
             log.info(
                 "alert_emitted",
                 customer_id=alert.customer_id,
@@ -196,7 +186,17 @@ class Pipeline:
                 risk_level=alert.level.label,
                 score=round(alert.score, 3),
                 alert_id=alert.alert_id,
+                trigger=alert.trigger.event_id,
             )
+
+    def _count(self, outcome: Outcome) -> None:
+        c = self.counters
+        c.applied += outcome.applied
+        c.skipped += outcome.skipped
+        c.alerts += len(outcome.alerts)
+        c.examples += len(outcome.examples)
+        c.ticks += outcome.ticks
+        c.expired += outcome.expired
 
     def revoked(self, partitions: set[int]) -> None:
         """Partitions moved to another worker: drop what is buffered for them, unacked, so the
@@ -212,12 +212,6 @@ class Pipeline:
         if self.watchdog is not None:
             message = handle.message
             self.watchdog.acked((message.topic, message.partition), message.offset)
-
-    def _load(self, customer_id: str) -> CustomerState:
-        raw = self.table.get(customer_id.encode())
-        if raw is None:
-            return self.detector.new_state(customer_id)
-        return self.detector.decode_state(raw)
 
     def _follow_model(self) -> None:
         """Between batches, switch to the newest parameters the trainer published."""
@@ -236,16 +230,19 @@ class Pipeline:
         log.info("model_in_use", version=params.version, weight=self.detector.model_weight)
 
     async def _send_example(self, customer_id: str, example: LabelledExample) -> None:
-        self.counters.examples += 1
         record = {**example.to_dict(), "customer_id": customer_id}
         await self.training_topic.send(key=customer_id.encode(), value=orjson.dumps(record))
 
-    def _put(self, key: bytes, value: bytes, handle: Any) -> None:
-        # The write happens after the batch left Faust's iteration, so name the event whose
-        # partition the key belongs to: Faust's changelog and stores read it from this context.
+    def _write(self, key: bytes, value: bytes | None, handle: Any) -> None:
+        """Set (or, for None, delete) a key. The write happens after the batch left Faust's
+        iteration, so name the message whose partition the key belongs to: Faust's changelog
+        and stores read it from this context."""
         token = _current_event.set(weakref.ref(handle))
         try:
-            self.table[key] = value
+            if value is not None:
+                self.table[key] = value
+            elif key in self.table:
+                del self.table[key]
         finally:
             _current_event.reset(token)
 
@@ -261,7 +258,7 @@ class Pipeline:
         source = Source(message.topic, message.partition, message.offset)
         record = dead_letter(handle.value, handle.key, source, error, datetime.now(UTC))
         await self.deadletter_topic.send(key=handle.key, value=record)
-        self._put(marker, str(message.offset).encode(), handle)
+        self._write(marker, str(message.offset).encode(), handle)
         self.counters.dead_letters += 1
         log.warning(
             "dead_letter",

@@ -14,9 +14,9 @@ from aiokafka.partitioner import murmur2
 
 from detectors.alert import Alert
 from detectors.engine import RiskDetector
-from detectors.events import Source
 from detectors.labels import LabelledExample
 from detectors.state import CustomerState
+from streams.applier import apply_batch, is_customer_key
 from streams.merge import EventTimeMerger, Pending, merge_key
 from streams.records import DecodeError, Decoder, decode
 
@@ -35,6 +35,8 @@ class ReplayResult:
     states: dict[str, CustomerState] = field(default_factory=dict)
     examples: list[tuple[str, LabelledExample]] = field(default_factory=list)
     applied: int = 0
+    ticks: int = 0
+    expired: int = 0
 
 
 def default_partition(key: bytes | None, partitions: int, index: int) -> int:
@@ -50,7 +52,9 @@ def replay(
     detector: RiskDetector,
     partitions: int,
     max_message_bytes: int = 64 * 1024,
+    chunk: int = 500,
 ) -> ReplayResult:
+    """Replay ``messages``; ``chunk`` is the batch size, which must not change any decision."""
     result = ReplayResult()
     merger = EventTimeMerger(
         list(decoders), highwater=lambda tp: 0, clock=lambda: 0.0, idle_s=0.0, max_wait_s=0.0
@@ -66,14 +70,23 @@ def replay(
             result.dead_letters.append((message, exc))
             continue
         merger.push(Pending(merge_key(event), message.topic, partition, offset, event, None))
-    for item in merger.pop_ready():
-        state = result.states.get(item.event.customer_id)
-        if state is None:
-            state = result.states[item.event.customer_id] = detector.new_state(
-                item.event.customer_id
-            )
-        applied = detector.apply(state, item.event, Source(item.topic, item.partition, item.offset))
-        result.applied += not applied.skipped
-        result.alerts.extend(applied.alerts)
-        result.examples.extend((item.event.customer_id, e) for e in applied.examples)
+    store: dict[bytes, bytes] = {}
+    ready = merger.pop_ready()
+    for start in range(0, len(ready), chunk):
+        outcome = apply_batch(detector, store.get, ready[start : start + chunk])
+        for write in outcome.writes:
+            if write.value is None:
+                store.pop(write.key, None)
+            else:
+                store[write.key] = write.value
+        result.applied += outcome.applied
+        result.ticks += outcome.ticks
+        result.expired += outcome.expired
+        result.alerts.extend(outcome.alerts)
+        result.examples.extend(outcome.examples)
+    result.states = {
+        key.decode(): detector.decode_state(value)
+        for key, value in store.items()
+        if is_customer_key(key)
+    }
     return result

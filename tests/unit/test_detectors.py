@@ -669,3 +669,15 @@ def test_late_events_are_counted_and_do_not_move_the_watermark() -> None:
     assert state.late_events == 1
     assert state.events == 2
     assert state.watermark == at(2025, 3, 1)
+
+
+def test_dpd_wakes_the_sweep_when_an_instalment_falls_overdue_then_daily() -> None:
+    signal = DaysPastDue()
+    signal.learn_one(rep(RepaymentType.DUE, date(2025, 3, 10)))
+    before_due = datetime(2025, 3, 1, 15, tzinfo=UTC)
+    assert signal.wake_at(before_due) == datetime(2025, 3, 11, tzinfo=UTC)
+    assert signal.score_one(datetime(2025, 3, 11, tzinfo=UTC))["dpd"] == 1.0
+    overdue = datetime(2025, 3, 20, 15, tzinfo=UTC)
+    assert signal.wake_at(overdue) == datetime(2025, 3, 21, tzinfo=UTC)
+    signal.learn_one(rep(RepaymentType.PAYMENT, date(2025, 3, 10), "100.00", "100.00"))
+    assert signal.wake_at(overdue) is None

@@ -84,6 +84,14 @@ def _bool_cap(d: dict[str, Any]) -> None:
     d["scorecard"]["features"]["dpd"]["cap"] = True
 
 
+def _ttl_below_horizon(d: dict[str, Any]) -> None:
+    d["state"]["idle_ttl_days"] = d["model"]["horizon_days"] - 1
+
+
+def _unknown_state_key(d: dict[str, Any]) -> None:
+    d["state"]["ttl"] = 3
+
+
 @pytest.mark.parametrize(
     ("change", "names"),
     [
@@ -95,6 +103,8 @@ def _bool_cap(d: dict[str, Any]) -> None:
         (_missing_band, ["levels.red", "missing"]),
         (_dpd_as_float, ["floors.red_dpd", "wrong type"]),
         (_bool_cap, ["scorecard.features.dpd.cap"]),
+        (_ttl_below_horizon, ["state.idle_ttl_days", "horizon_days"]),
+        (_unknown_state_key, ["state", "ttl"]),
     ],
 )
 def test_parse_rules_errors_name_the_field(change: Any, names: list[str]) -> None:

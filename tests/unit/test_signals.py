@@ -283,6 +283,17 @@ def test_score_one_is_pure(factory: Callable[[], Signal], mixed: list[Event]) ->
 
 
 @pytest.mark.parametrize("factory", SIGNALS, ids=SIGNAL_IDS)
+def test_wake_at_is_pure_and_ahead(factory: Callable[[], Signal], mixed: list[Event]) -> None:
+    """The wake-up time the sweep schedules by is a pure read and always after ``now``."""
+    signal = learned(factory, mixed)
+    before = orjson.dumps(signal.to_state())
+    for now in NOWS:
+        wake = signal.wake_at(now)
+        assert wake is None or wake > now
+    assert orjson.dumps(signal.to_state()) == before
+
+
+@pytest.mark.parametrize("factory", SIGNALS, ids=SIGNAL_IDS)
 def test_fresh_signal_scores_zero(factory: Callable[[], Signal]) -> None:
     """A signal that has learned nothing reports every feature as 0."""
     assert all(v == 0.0 for v in factory().score_one(NOWS[2]).values())
@@ -351,6 +362,18 @@ def test_stopped_salary_is_missing_within_period_plus_tolerance_plus_one_day() -
     assert 0.0 < late["inflow_overdue_days"] <= 1.0
     later = signal.score_one(midnight(last + timedelta(days=60)))
     assert later["inflow_overdue_days"] > 20.0
+
+
+def test_inflow_wakes_the_sweep_on_the_first_day_it_is_missing() -> None:
+    paid = [date(2024, 1, 5) + timedelta(days=28 * i) for i in range(14)]
+    signal = RegularInflow()
+    for d in paid:
+        signal.learn_one(salary(d))
+    wake = signal.wake_at(midnight(paid[-1]))
+    assert wake is not None
+    assert signal.score_one(wake)["inflow_missing"] == 1.0
+    assert signal.score_one(wake - timedelta(seconds=1))["inflow_missing"] == 0.0
+    assert signal.wake_at(wake) is None, "once missing, nothing more is due"
 
 
 def test_stopped_monthly_salary_is_missing_after_its_effective_tolerance() -> None:

@@ -1,0 +1,212 @@
+"""Apply released events, and the event-time sweep they drive, to state in a key-value store.
+
+The live agent (store: the Faust table) and the offline replay (store: a dict) both call
+:func:`apply_batch`, so they take the same decisions in the same order.
+
+**The sweep.** A customer who sends nothing still moves in event time: an instalment falls
+overdue, an expected salary does not come, a held label matures, an idle customer expires. Each
+partition has a clock, the UTC day of the latest event applied in it. When an event moves the
+clock to a later day, every day passed is swept, oldest first: each customer on that day's agenda
+is ticked at the day's midnight (:meth:`RiskDetector.tick`), unless they have sent an event
+since. After every event and tick the customer is put on the agenda for the day of their next
+:meth:`RiskDetector.wake_at` (a customer whose wake day moved is skipped on the old day).
+Alerts from a sweep name the trigger ``sweep:{partition}:{date}``. Because the clock is the
+partition's own event time, a replay sweeps at exactly the points the live run did.
+
+Keys in the store (all in the customer's partition): the customer id for its state;
+``\\x00agenda:{partition}:{day}`` for a JSON list of customer ids; ``\\x00sweep:{partition}``
+for the last day swept. :attr:`Outcome.writes` lists states, then agendas, then sweep markers,
+each anchored to a message of its partition, so they reach the changelog in that order: a crash
+that persists only a prefix never leaves a sweep marked done without the states it changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from detectors.alert import Alert, Trigger
+from detectors.engine import Applied, RiskDetector
+from detectors.events import Source
+from detectors.labels import LabelledExample
+from detectors.levels import DAY_MS
+from detectors.state import CustomerState
+from streams.merge import Pending
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SWEEP_TOPIC = "sweep"  # the trigger topic named by alerts that a sweep raised
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One store write; ``value`` None deletes. ``anchor`` is a message of the key's partition
+    (the live table writes to that changelog partition), None in a replay."""
+
+    key: bytes
+    value: bytes | None
+    anchor: Any
+
+
+@dataclass(slots=True)
+class Outcome:
+    alerts: list[Alert] = field(default_factory=list)
+    examples: list[tuple[str, LabelledExample]] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+    applied: int = 0
+    skipped: int = 0
+    ticks: int = 0
+    expired: int = 0
+
+
+def agenda_key(partition: int, day: int) -> bytes:
+    return f"\x00agenda:{partition}:{day}".encode()
+
+
+def sweep_key(partition: int) -> bytes:
+    return f"\x00sweep:{partition}".encode()
+
+
+def is_customer_key(key: bytes) -> bool:
+    return not key.startswith(b"\x00")
+
+
+def apply_batch(
+    detector: RiskDetector, get: Callable[[bytes], bytes | None], ready: Sequence[Pending]
+) -> Outcome:
+    """Apply ``ready`` (merge order) with the sweeps it drives; ``get`` reads the store."""
+    batch = _Batch(detector, get)
+    for item in ready:
+        batch.event(item)
+    return batch.finish()
+
+
+def day_of(ts: datetime) -> int:
+    return (ts - EPOCH) // timedelta(days=1)
+
+
+def wake_day(wake: datetime) -> int:
+    """The first sweep day (midnight) at or after ``wake``."""
+    return -(-((wake - EPOCH) // timedelta(milliseconds=1)) // DAY_MS)
+
+
+class _Batch:
+    """Caches what one batch reads and changes; :meth:`finish` turns it into writes."""
+
+    def __init__(self, detector: RiskDetector, get: Callable[[bytes], bytes | None]) -> None:
+        self.detector = detector
+        self.get = get
+        self.out = Outcome()
+        self.states: dict[str, CustomerState | None] = {}  # None: absent or expired
+        self.changed: dict[str, Any] = {}  # customer id -> anchor, in first-change order
+        self.agendas: dict[tuple[int, int], list[str]] = {}
+        self.changed_agendas: dict[tuple[int, int], Any] = {}
+        self.swept: dict[int, int | None] = {}
+        self.changed_sweeps: dict[int, Any] = {}
+
+    def event(self, item: Pending) -> None:
+        self._advance(item.partition, day_of(item.event.ts), item.handle)
+        customer_id = item.event.customer_id
+        state = self._state(customer_id) or self.detector.new_state(customer_id)
+        applied = self.detector.apply(
+            state, item.event, Source(item.topic, item.partition, item.offset)
+        )
+        if applied.skipped:
+            self.out.skipped += 1
+            return
+        self.out.applied += 1
+        self._collect(customer_id, applied)
+        self._keep(state, item.partition, state.watermark, item.handle)
+
+    def finish(self) -> Outcome:
+        writes = self.out.writes
+        for customer_id, anchor in self.changed.items():
+            state = self.states[customer_id]
+            writes.append(Write(customer_id.encode(), state.encode() if state else None, anchor))
+        for (partition, day), anchor in self.changed_agendas.items():
+            ids = self.agendas[(partition, day)]
+            writes.append(Write(agenda_key(partition, day), _encode_ids(ids), anchor))
+        for partition, anchor in self.changed_sweeps.items():
+            writes.append(Write(sweep_key(partition), str(self.swept[partition]).encode(), anchor))
+        return self.out
+
+    def _advance(self, partition: int, day: int, anchor: Any) -> None:
+        """Move the partition's clock to ``day``, sweeping every day it passes."""
+        last = self._last_swept(partition)
+        if last is not None and day <= last:
+            return
+        if last is not None:
+            for swept_day in range(last + 1, day + 1):
+                self._sweep(partition, swept_day, anchor)
+        self.swept[partition] = day
+        self.changed_sweeps[partition] = anchor
+
+    def _sweep(self, partition: int, day: int, anchor: Any) -> None:
+        ids = self._agenda(partition, day)
+        if not ids:
+            return
+        now = EPOCH + timedelta(days=day)
+        trigger = Trigger(f"sweep:{partition}:{now.date().isoformat()}", SWEEP_TOPIC, partition, -1)
+        for customer_id in dict.fromkeys(ids):
+            state = self._state(customer_id)
+            if state is None or state.wake_day != day:
+                continue  # forgotten, or rescheduled since it was put on this day
+            applied = self.detector.tick(state, now, trigger)
+            if applied.skipped:  # it sent an event at or after this midnight
+                self._keep(state, partition, state.watermark, anchor)
+                continue
+            self.out.ticks += 1
+            self._collect(customer_id, applied)
+            if applied.expired:
+                self.out.expired += 1
+                self.states[customer_id] = None
+                self.changed.setdefault(customer_id, anchor)
+            else:
+                self._keep(state, partition, now, anchor)
+        self.agendas[(partition, day)] = []
+        self.changed_agendas[(partition, day)] = anchor
+
+    def _keep(self, state: CustomerState, partition: int, now: datetime, anchor: Any) -> None:
+        """Record the changed state and put the customer on the agenda for their wake day."""
+        customer_id = state.customer_id
+        self.states[customer_id] = state
+        self.changed.setdefault(customer_id, anchor)
+        day = wake_day(self.detector.wake_at(state, now))
+        last = self.swept.get(partition)
+        if last is not None:
+            day = max(day, last + 1)
+        if day == state.wake_day:
+            return
+        state.wake_day = day
+        self._agenda(partition, day).append(customer_id)
+        self.changed_agendas[(partition, day)] = anchor
+
+    def _collect(self, customer_id: str, applied: Applied) -> None:
+        self.out.alerts.extend(applied.alerts)
+        self.out.examples.extend((customer_id, example) for example in applied.examples)
+
+    def _state(self, customer_id: str) -> CustomerState | None:
+        if customer_id not in self.states:
+            raw = self.get(customer_id.encode())
+            self.states[customer_id] = None if raw is None else self.detector.decode_state(raw)
+        return self.states[customer_id]
+
+    def _agenda(self, partition: int, day: int) -> list[str]:
+        key = (partition, day)
+        if key not in self.agendas:
+            raw = self.get(agenda_key(partition, day))
+            self.agendas[key] = [] if raw is None else list(orjson.loads(raw))
+        return self.agendas[key]
+
+    def _last_swept(self, partition: int) -> int | None:
+        if partition not in self.swept:
+            raw = self.get(sweep_key(partition))
+            self.swept[partition] = None if raw is None else int(raw)
+        return self.swept[partition]
+
+
+def _encode_ids(ids: list[str]) -> bytes | None:
+    return orjson.dumps(ids) if ids else None
