@@ -37,7 +37,7 @@ from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
 from streams.applier import Outcome, apply_batch
 from streams.merge import EventTimeMerger, Pending, merge_key
-from streams.records import DecodeError, Decoder, dead_letter, decode
+from streams.records import DecodeError, Decoder, dead_letter, decode, not_after
 from streams.watchdog import CommitWatchdog
 
 log = structlog.get_logger(__name__)
@@ -136,12 +136,17 @@ class Pipeline:
     def _take(self, batch: list[Any]) -> list[tuple[Any, DecodeError]]:
         """Decode a batch into the merger; return the messages that failed to decode."""
         bad = []
+        latest = not_after(datetime.now(UTC))
         for handle in batch:
             message = handle.message
             self.counters.events_in += 1
             try:
                 event = decode(
-                    self.decoders[message.topic], handle.value, handle.key, self.max_message_bytes
+                    self.decoders[message.topic],
+                    handle.value,
+                    handle.key,
+                    self.max_message_bytes,
+                    latest,
                 )
             except DecodeError as exc:
                 self.merger.seen(message.topic, message.partition, message.offset)

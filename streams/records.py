@@ -47,6 +47,7 @@ class ErrorCode(StrEnum):
     BAD_AMOUNT = "bad_amount"
     BAD_TIME = "bad_time"
     NON_UTC_TIME = "non_utc_time"
+    FUTURE_TIME = "time_in_future"
     BAD_ID = "bad_id"
     KEY_MISMATCH = "key_mismatch"
     UNKNOWN_TOPIC = "unknown_topic"
@@ -130,9 +131,33 @@ def decoders(topics: Topics) -> dict[str, Decoder]:
     return {topics.transactions: decode_transaction, topics.repayments: decode_repayment}
 
 
-def decode(decoder: Decoder, raw: bytes | None, key: bytes | None, max_bytes: int) -> Event:
-    """Decode one message; the key, when present, must be the event's ``customer_id``."""
+MAX_CLOCK_SKEW = timedelta(days=1)
+
+
+def not_after(now: datetime) -> datetime:
+    """The latest event time accepted when a message is read at wall time ``now``."""
+    return now + MAX_CLOCK_SKEW
+
+
+def decode(
+    decoder: Decoder,
+    raw: bytes | None,
+    key: bytes | None,
+    max_bytes: int,
+    latest: datetime | None = None,
+) -> Event:
+    """Decode one message; the key, when present, must be the event's ``customer_id``.
+
+    An event time after ``latest`` (see :func:`not_after`) is refused: event time drives each
+    partition's sweep clock, and one mistyped year would age every customer of the partition at
+    once. Only this guard reads the wall clock, and a replay run later accepts a superset."""
     event = decoder(parse_object(raw, max_bytes))
+    if latest is not None and event.ts > latest:
+        raise DecodeError(
+            ErrorCode.FUTURE_TIME,
+            f"ts {event.ts.isoformat()} is after {latest.isoformat()}, the reading time plus "
+            f"{MAX_CLOCK_SKEW.days} day",
+        )
     if key is not None and key != event.customer_id.encode():
         raise DecodeError(
             ErrorCode.KEY_MISMATCH,

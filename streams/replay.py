@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from aiokafka.partitioner import murmur2
 
@@ -18,7 +19,7 @@ from detectors.labels import LabelledExample
 from detectors.state import CustomerState
 from streams.applier import apply_batch, is_customer_key
 from streams.merge import EventTimeMerger, Pending, merge_key
-from streams.records import DecodeError, Decoder, decode
+from streams.records import DecodeError, Decoder, decode, not_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +61,15 @@ def replay(
         list(decoders), highwater=lambda tp: 0, clock=lambda: 0.0, idle_s=0.0, max_wait_s=0.0
     )
     next_offset: dict[tuple[str, int], int] = {}
+    latest = not_after(datetime.now(UTC))
     for index, message in enumerate(messages):
         partition = default_partition(message.key, partitions, index)
         offset = next_offset.get((message.topic, partition), 0)
         next_offset[(message.topic, partition)] = offset + 1
         try:
-            event = decode(decoders[message.topic], message.value, message.key, max_message_bytes)
+            event = decode(
+                decoders[message.topic], message.value, message.key, max_message_bytes, latest
+            )
         except DecodeError as exc:
             result.dead_letters.append((message, exc))
             continue

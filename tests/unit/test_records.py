@@ -31,6 +31,7 @@ from streams.records import (
     decode,
     decode_repayment,
     decode_transaction,
+    not_after,
     parse_object,
 )
 
@@ -719,3 +720,15 @@ def test_valid_repayments_round_trip(
         amount_paid=amount_paid[1],
         outstanding_principal=None if outstanding is None else outstanding[1],
     )
+
+
+def test_event_time_after_the_reading_clock_is_refused() -> None:
+    """One mistyped year must not age a whole partition: times past ``latest`` are refused."""
+    read_at = datetime(2025, 6, 1, tzinfo=UTC)
+    data = {**TRANSACTION, "ts": "2099-06-01T00:00:00Z"}
+    with pytest.raises(DecodeError) as info:
+        decode(decode_transaction, _raw(data), None, MAX_BYTES, not_after(read_at))
+    assert info.value.code is ErrorCode.FUTURE_TIME
+    assert "2099-06-01" in info.value.message
+    near = {**TRANSACTION, "ts": "2025-06-01T23:00:00Z"}  # within the allowed skew
+    assert decode(decode_transaction, _raw(near), None, MAX_BYTES, not_after(read_at))
