@@ -61,6 +61,24 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--broker", choices=("auto", "kafka", "tansu"), default="auto")
     demo.set_defaults(handler=_demo)
 
+    bench = sub.add_parser(
+        "bench", help="measure the pipeline against aiokafka and stock Faust on one event mix"
+    )
+    bench.add_argument("--events", type=int, default=200_000)
+    bench.add_argument("--customers", type=int, default=10_000)
+    bench.add_argument("--repeat", type=int, default=3, help="repetitions; medians are quoted")
+    bench.add_argument(
+        "--modes", default="limit,faust-bare,faust-naive,pipeline", help="comma separated"
+    )
+    bench.add_argument(
+        "--latency-rate", type=float, help="offered events/s (default: half the pipeline's)"
+    )
+    bench.add_argument("--latency-events", type=int, default=30_000)
+    bench.add_argument("--seed", type=int, default=11)
+    bench.add_argument("--json", dest="json_path", help="write the results here")
+    bench.add_argument("--broker", choices=("auto", "kafka", "tansu"), default="auto")
+    bench.set_defaults(handler=_bench)
+
     alerts = sub.add_parser("alerts", help="read alerts")
     alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
     tail = alerts_sub.add_parser("tail", help="follow the notifications topic")
@@ -120,6 +138,23 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         broker=args.broker,
     )
     return run_demo(settings, options)
+
+
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.bench import BenchOptions, run_bench
+
+    options = BenchOptions(
+        events=args.events,
+        customers=args.customers,
+        repeat=args.repeat,
+        modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
+        latency_rate=args.latency_rate,
+        latency_events=args.latency_events,
+        seed=args.seed,
+        json_path=args.json_path,
+        broker=args.broker,
+    )
+    return run_bench(settings, options)
 
 
 def _alerts_tail(settings: Settings, args: argparse.Namespace) -> int:

@@ -64,10 +64,10 @@ def run_demo(settings: Settings, options: DemoOptions, env: Mapping[str, str] | 
     env = os.environ if env is None else env
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ews-demo-")))
-        settings, broker_name = _services(settings, env, options, workdir, stack)
+        settings, broker_name = local_services(settings, env, options.broker, workdir, stack)
         asyncio.run(ensure_topics(settings))
-        worker = _start_worker(settings, workdir / "worker.log")
-        stack.callback(_stop, worker)
+        worker = start_worker(settings, workdir / "worker.log")
+        stack.callback(stop_process, worker)
         _banner(settings, broker_name, workdir)
         stream = generate(
             customers=options.customers,
@@ -92,17 +92,19 @@ def run_demo(settings: Settings, options: DemoOptions, env: Mapping[str, str] | 
     return 0
 
 
-def _services(
+def local_services(
     settings: Settings,
     env: Mapping[str, str],
-    options: DemoOptions,
+    prefer: str,
     workdir: Path,
     stack: ExitStack,
 ) -> tuple[Settings, str]:
+    """Start a broker (``prefer``: auto, kafka or tansu) and redis-server unless ``env`` names
+    existing ones; ``stack`` stops them. Returns the settings that point at them."""
     changes: dict[str, Any] = {}
     broker_name = "existing Kafka"
     if "EWS_KAFKA_BOOTSTRAP" not in env:
-        broker = start_broker(workdir / "broker", prefer=options.broker)
+        broker = start_broker(workdir / "broker", prefer=prefer)
         stack.callback(broker.stop)
         changes["kafka_bootstrap"] = broker.bootstrap
         broker_name = "Apache Kafka"
@@ -123,7 +125,8 @@ def _services(
     return dataclasses.replace(settings, **changes), broker_name
 
 
-def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """``ews worker`` as a child process with these settings, logging JSON to ``log_path``."""
     log_file = log_path.open("wb")
     try:
         return subprocess.Popen(
@@ -137,14 +140,15 @@ def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]
         log_file.close()
 
 
-def _stop(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 30 s: only the process this module started."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
         try:
-            worker.wait(timeout=30)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(timeout=10)
+            process.kill()
+            process.wait(timeout=10)
 
 
 def _banner(settings: Settings, broker_name: str, workdir: Path) -> None:

@@ -1,0 +1,463 @@
+"""``ews bench``: the pipeline's throughput, latency and memory against its baselines, in one run.
+
+Starts Apache Kafka (else tansu) and redis-server as the demo does, unless ``EWS_KAFKA_BOOTSTRAP``
+/ ``EWS_REDIS_URL`` name existing ones; pre-produces one fixed, seeded event mix (the generator's
+transactions and repayments, no malformed messages) to its own topics; then, ``--repeat`` times
+and interleaved so that a noisy neighbour hurts every mode alike, reads the whole mix with:
+
+1. **limit**: a bare aiokafka consumer that fetches and orjson-decodes (in this process);
+2. **faust-bare**: a stock Faust agent that only decodes (``streams.bench_faust bare``);
+3. **faust-naive**: a stock Faust agent that also writes one float per event to a
+   changelog-backed table (``streams.bench_faust naive``);
+4. **pipeline**: the real ``ews worker``: decode, validate, merge, detectors, model, levels, both
+   sinks, offsets committed after them.
+
+The three Faust-based modes run as worker processes with a fresh consumer group each and are
+timed the same way, from outside, by their committed offsets: the rate is the events committed
+between the first commit seen and the last, over that time (the commit interval is 1 s for all
+three). Each reports its peak RSS. Then the pipeline's event-to-alert latency is measured at a
+fixed offered load (default half its median throughput): events are stamped when sent, alerts
+when they arrive on the notifications topic, and each alert is matched to the event that
+triggered it. State bytes per customer come from an offline replay of part of the mix.
+Medians are quoted; ratios are of medians from this one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from config.rules import load_rules
+from config.settings import Settings, Topics
+from detectors.engine import RiskDetector
+from streams.demo import local_services, start_worker, stop_process
+from streams.generator import TRANSACTIONS, GeneratedStream, generate
+from streams.records import decoders
+from streams.replay import Recorded, replay
+from streams.topics import ensure_topics
+
+MODES = ("limit", "faust-bare", "faust-naive", "pipeline")
+EVENTS_PER_CUSTOMER_DAY = 2.0  # roughly what the generator makes; used to size the mix
+RUN_TIMEOUT_S = 900.0
+POLL_S = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    events: int = 200_000
+    customers: int = 10_000
+    repeat: int = 3
+    modes: tuple[str, ...] = MODES
+    latency_rate: float | None = None  # events/s; None: half the pipeline's median
+    latency_events: int = 30_000
+    seed: int = 11
+    json_path: str | None = None
+    broker: str = "auto"
+
+
+@dataclass(slots=True)
+class Run:
+    mode: str
+    events_per_s: float
+    peak_rss_mb: float | None = None
+
+
+@dataclass(slots=True)
+class Report:
+    options: dict[str, Any]
+    environment: dict[str, Any]
+    runs: list[Run] = field(default_factory=list)
+    latency: dict[str, Any] = field(default_factory=dict)
+    state_bytes: dict[str, float] = field(default_factory=dict)
+
+    def medians(self) -> dict[str, float]:
+        rates: dict[str, list[float]] = {}
+        for run in self.runs:
+            rates.setdefault(run.mode, []).append(run.events_per_s)
+        return {mode: statistics.median(values) for mode, values in rates.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        medians = self.medians()
+        pipeline = medians.get("pipeline")
+        ratios = {
+            f"pipeline/{mode}": round(pipeline / rate, 3)
+            for mode, rate in medians.items()
+            if pipeline and mode != "pipeline" and rate > 0
+        }
+        rss: dict[str, float] = {}
+        for run in self.runs:
+            if run.peak_rss_mb is not None:
+                rss[run.mode] = max(rss.get(run.mode, 0.0), run.peak_rss_mb)
+        return {
+            "options": self.options,
+            "environment": self.environment,
+            "events_per_s_median": {m: round(r, 1) for m, r in medians.items()},
+            "ratios": ratios,
+            "peak_rss_mb_max": rss,
+            "latency": self.latency,
+            "state_bytes_per_customer": self.state_bytes,
+            "runs": [dataclasses.asdict(r) for r in self.runs],
+        }
+
+
+def run_bench(
+    settings: Settings, options: BenchOptions, env: Mapping[str, str] | None = None
+) -> int:
+    env = os.environ if env is None else env
+    unknown = set(options.modes) - set(MODES)
+    if unknown:
+        print(f"ews bench: unknown modes {sorted(unknown)}; known: {', '.join(MODES)}")
+        return 2
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ews-bench-")))
+        settings, broker_name = local_services(settings, env, options.broker, workdir, stack)
+        report = Report(
+            options=dataclasses.asdict(options),
+            environment={
+                "broker": broker_name,
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "partitions": settings.partitions,
+            },
+        )
+        mix = event_mix(options.events, options.customers, options.seed)
+        base = _variant(settings, "bench", "bench.")
+        print(f"ews bench: {broker_name}; producing {len(mix.messages)} events", flush=True)
+        asyncio.run(ensure_topics(base))
+        asyncio.run(produce(base, mix))
+        for rep in range(options.repeat):
+            for mode in options.modes:
+                run = _measure(mode, base, f"{mode}-{rep}", len(mix.messages), workdir)
+                report.runs.append(run)
+                rss = f", peak RSS {run.peak_rss_mb:.0f} MB" if run.peak_rss_mb else ""
+                print(f"  {mode:<12} rep {rep + 1}: {run.events_per_s:>10,.0f} events/s{rss}")
+        if "pipeline" in options.modes:
+            rate = options.latency_rate or report.medians()["pipeline"] / 2
+            report.latency = _latency(settings, options, rate, workdir)
+        report.state_bytes = state_bytes(mix, settings.partitions)
+        result = report.to_dict()
+        print_report(result)
+        if options.json_path:
+            Path(options.json_path).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+def event_mix(events: int, customers: int, seed: int) -> GeneratedStream:
+    """The first ``events`` (in event time) of a seeded stream over ``customers`` customers."""
+    days = max(1, math.ceil(events / customers / EVENTS_PER_CUSTOMER_DAY) + 1)
+    stream = generate(customers=customers, days=days, seed=seed, malformed=0)
+    return dataclasses.replace(stream, messages=stream.messages[:events])
+
+
+def _variant(settings: Settings, app_id: str, topic_prefix: str) -> Settings:
+    return dataclasses.replace(
+        settings,
+        app_id=app_id,
+        topics=Topics.with_prefix(topic_prefix),
+        redis_prefix=f"{app_id}:",
+        data_dir=str(Path(settings.data_dir) / app_id),
+    )
+
+
+async def produce(
+    settings: Settings,
+    stream: GeneratedStream,
+    rate: float | None = None,
+    sent: dict[str, float] | None = None,
+) -> None:
+    """Send the stream in order, at ``rate`` events/s if given; ``sent`` gets each event's
+    wall send time by event id."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        **settings.kafka_client_options(),
+    )
+    await producer.start()
+    topics = settings.topics
+    started = time.monotonic()
+    try:
+        for index, message in enumerate(stream.messages):
+            topic = _topic(topics, message.stream)
+            if sent is not None:
+                sent[orjson.loads(message.value)["event_id"]] = time.time()
+            await producer.send(topic, message.value, key=message.key)
+            if rate is not None:
+                ahead = (index + 1) / rate - (time.monotonic() - started)
+                if ahead > 0.002:
+                    await asyncio.sleep(ahead)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def _measure(mode: str, base: Settings, name: str, total: int, workdir: Path) -> Run:
+    if mode == "limit":
+        return Run(mode, asyncio.run(_limit(base, total)))
+    settings = _variant(base, f"bench-{name}", "bench.")
+    log_path = workdir / f"{name}.log"
+    if mode == "pipeline":
+        process = start_worker(settings, log_path)
+    else:
+        process = _start_baseline(mode.removeprefix("faust-"), settings, log_path)
+    try:
+        rate = asyncio.run(_watch_commits(settings, total, process, log_path))
+        return Run(mode, rate, peak_rss_mb(process.pid))
+    finally:
+        stop_process(process)
+
+
+async def _limit(settings: Settings, total: int) -> float:
+    """Fetch and decode every message with a plain consumer; events/s after the first fetch."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_bytes=32 * 1024 * 1024,
+        **settings.kafka_client_options(),
+    )
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(t, p) for t in settings.topics.inputs for p in range(settings.partitions)
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        count, first, started = 0, 0, 0.0
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while count < total and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            n = 0
+            for records in batches.values():
+                for record in records:
+                    orjson.loads(record.value)
+                    n += 1
+            if n and not count:
+                first, started = n, time.monotonic()
+            count += n
+        if count < total:
+            raise RuntimeError(f"limit: read {count} of {total} events before the timeout")
+        return (count - first) / max(time.monotonic() - started, 1e-9)
+    finally:
+        await consumer.stop()
+
+
+def _start_baseline(mode: str, settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        **settings.env_vars,
+        "EWS_BENCH_TOPICS": ",".join(settings.topics.inputs),
+    }
+    with log_path.open("wb") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.bench_faust", mode],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+async def _watch_commits(
+    settings: Settings, total: int, process: subprocess.Popen[bytes], log_path: Path
+) -> float:
+    """Events/s between the first commit seen and the commit of the last event."""
+    (first_at, first_done), (last_at, last_done) = await _wait_committed(
+        settings, total, process, log_path
+    )
+    if last_at <= first_at:
+        raise RuntimeError(
+            f"{settings.app_id}: the whole mix was committed at once; use more --events to time it"
+        )
+    return (last_done - first_done) / (last_at - first_at)
+
+
+async def _wait_committed(
+    settings: Settings, total: int, process: subprocess.Popen[bytes], log_path: Path
+) -> tuple[tuple[float, int], tuple[float, int]]:
+    """Poll the group's committed offsets until ``total``; the first and last (time, count)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+        **settings.kafka_client_options(),
+    )
+    await consumer.start()
+    tps = _input_partitions(settings)
+    first: tuple[float, int] | None = None
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{settings.app_id} exited early; see {log_path}")
+            done = sum([(await consumer.committed(tp)) or 0 for tp in tps])
+            now = time.monotonic()
+            if done and first is None:
+                first = (now, done)
+            if done >= total and first is not None:
+                return first, (now, done)
+            await asyncio.sleep(POLL_S)
+        raise RuntimeError(f"{settings.app_id} did not finish within {RUN_TIMEOUT_S:.0f} s")
+    finally:
+        await consumer.stop()
+
+
+def _input_partitions(settings: Settings) -> list[TopicPartition]:
+    partitions = range(settings.partitions)
+    return [TopicPartition(t, p) for t in settings.topics.inputs for p in partitions]
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident set (VmHWM), where /proc offers it."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _latency(
+    settings: Settings, options: BenchOptions, rate: float, workdir: Path
+) -> dict[str, Any]:
+    """Event-to-alert latency of a fresh pipeline worker at ``rate`` events/s."""
+    mix = latency_mix(options.latency_events, options.seed)
+    lat = _variant(settings, "bench-latency", "benchlat.")
+    asyncio.run(ensure_topics(lat))
+    process = start_worker(lat, workdir / "latency.log")
+    try:
+        samples = asyncio.run(_offer(lat, mix, rate, process, workdir / "latency.log"))
+    finally:
+        stop_process(process)
+    samples.sort()
+    result: dict[str, Any] = {"offered_events_per_s": round(rate, 1), "alerts": len(samples)}
+    for name, q in (("p50_ms", 0.5), ("p99_ms", 0.99), ("p99_9_ms", 0.999)):
+        result[name] = round(_quantile(samples, q) * 1000, 1) if samples else None
+    return result
+
+
+def latency_mix(events: int, seed: int) -> GeneratedStream:
+    """A stream dense in alerts: few customers, many days, half of them deteriorating."""
+    customers = max(20, events // 400)
+    days = max(30, math.ceil(events / customers / EVENTS_PER_CUSTOMER_DAY))
+    stream = generate(
+        customers=customers, days=days, seed=seed, malformed=0, deteriorating_share=0.5
+    )
+    return dataclasses.replace(stream, messages=stream.messages[:events])
+
+
+async def _offer(
+    settings: Settings,
+    mix: GeneratedStream,
+    rate: float,
+    process: subprocess.Popen[bytes],
+    log_path: Path,
+) -> list[float]:
+    warmup, measured = mix.messages[:200], mix.messages[200:]
+    await produce(settings, dataclasses.replace(mix, messages=warmup))
+    await _wait_committed(settings, len(warmup), process, log_path)
+    consumer = AIOKafkaConsumer(
+        settings.topics.notifications,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+        **settings.kafka_client_options(),
+    )
+    await consumer.start()
+    await consumer.seek_to_end()
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    try:
+        producing = asyncio.create_task(
+            produce(settings, dataclasses.replace(mix, messages=measured), rate, sent)
+        )
+        idle_until: float | None = None
+        while True:
+            batches = await consumer.getmany(timeout_ms=200)
+            arrived = time.time()
+            for records in batches.values():
+                for record in records:
+                    alert = orjson.loads(record.value)
+                    at = sent.get(alert["trigger"]["event_id"])
+                    if at is not None:
+                        latencies.append(arrived - at)
+            if producing.done():
+                producing.result()
+                idle_until = idle_until or time.monotonic() + 5.0
+                if time.monotonic() > idle_until:
+                    break
+            if process.poll() is not None:
+                raise RuntimeError(f"the latency worker exited early; see {log_path}")
+    finally:
+        await consumer.stop()
+    return latencies
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def state_bytes(mix: GeneratedStream, partitions: int, customers: int = 1000) -> dict[str, float]:
+    """Encoded state size per customer after an offline replay of ``customers`` of the mix."""
+    keep = set(list(dict.fromkeys(m.key for m in mix.messages))[:customers])
+    topics = Topics()
+    messages = [
+        Recorded(
+            topics.transactions if m.stream == TRANSACTIONS else topics.repayments, m.key, m.value
+        )
+        for m in mix.messages
+        if m.key in keep
+    ]
+    result = replay(
+        messages, decoders(topics), RiskDetector(load_rules(), "scorecard-0"), partitions
+    )
+    sizes = [len(state.encode()) for state in result.states.values()]
+    if not sizes:
+        return {}
+    return {
+        "customers": len(sizes),
+        "mean": round(statistics.fmean(sizes), 1),
+        "max": max(sizes),
+    }
+
+
+def _topic(topics: Topics, stream: str) -> str:
+    return topics.transactions if stream == TRANSACTIONS else topics.repayments
+
+
+def print_report(result: dict[str, Any]) -> None:
+    print("\n== ews bench ==")
+    for mode, rate in result["events_per_s_median"].items():
+        rss = result["peak_rss_mb_max"].get(mode)
+        extra = f"   peak RSS {rss:.0f} MB" if rss else ""
+        print(f"  {mode:<12} {rate:>12,.0f} events/s (median){extra}")
+    for name, ratio in result["ratios"].items():
+        print(f"  {name:<24} {ratio:.2f}x")
+    if result["latency"]:
+        lat = result["latency"]
+        print(
+            f"  latency at {lat['offered_events_per_s']:,.0f} events/s over {lat['alerts']} alerts:"
+            f" p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, p99.9 {lat['p99_9_ms']} ms"
+        )
+    if result["state_bytes_per_customer"]:
+        sb = result["state_bytes_per_customer"]
+        print(f"  state bytes per customer: mean {sb['mean']}, max {sb['max']}")
