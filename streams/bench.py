@@ -171,7 +171,6 @@ def _variant(settings: Settings, app_id: str, topic_prefix: str) -> Settings:
         app_id=app_id,
         topics=Topics.with_prefix(topic_prefix),
         redis_prefix=f"{app_id}:",
-        data_dir=str(Path(settings.data_dir) / app_id),
     )
 
 
@@ -306,7 +305,7 @@ async def _wait_committed(
     try:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"{settings.app_id} exited early; see {log_path}")
+                raise RuntimeError(f"{settings.app_id} exited early:\n{_tail(log_path)}")
             done = sum([(await consumer.committed(tp)) or 0 for tp in tps])
             now = time.monotonic()
             if done and first is None:
@@ -317,6 +316,13 @@ async def _wait_committed(
         raise RuntimeError(f"{settings.app_id} did not finish within {RUN_TIMEOUT_S:.0f} s")
     finally:
         await consumer.stop()
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {path})"
 
 
 def _input_partitions(settings: Settings) -> list[TopicPartition]:
@@ -405,7 +411,7 @@ async def _offer(
                 if time.monotonic() > idle_until:
                     break
             if process.poll() is not None:
-                raise RuntimeError(f"the latency worker exited early; see {log_path}")
+                raise RuntimeError(f"the latency worker exited early:\n{_tail(log_path)}")
     finally:
         await consumer.stop()
     return latencies

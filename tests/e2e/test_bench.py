@@ -1,0 +1,57 @@
+"""A tiny ``ews bench`` run: every mode measured on real services, and a well-formed report.
+
+Only the shape is checked, and sizes that are not timings: speed is for the full benchmark
+(``tests/benchmarks/README.md``), never asserted here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.bench import MODES
+
+
+@pytest.mark.kafka
+def test_bench_smoke_reports_every_mode(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EWS_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "bench",
+            "--events",
+            "30000",
+            "--customers",
+            "1000",
+            "--repeat",
+            "1",
+            "--latency-events",
+            "6000",
+            "--json",
+            str(out),
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=600,
+    )
+    (tmp_path / "bench.out").write_bytes(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    report = orjson.loads(out.read_bytes())
+    assert set(report["events_per_s_median"]) == set(MODES)
+    assert all(rate > 0 for rate in report["events_per_s_median"].values())
+    assert set(report["ratios"]) == {f"pipeline/{m}" for m in MODES if m != "pipeline"}
+    assert report["peak_rss_mb_max"]["pipeline"] > 0
+    latency = report["latency"]
+    assert latency["alerts"] > 0
+    assert latency["p50_ms"] <= latency["p99_ms"] <= latency["p99_9_ms"]
+    state = report["state_bytes_per_customer"]
+    assert 0 < state["mean"] <= state["max"] <= 1024, "state must stay under 1 KB per customer"
+    assert b"== ews bench ==" in result.stdout
