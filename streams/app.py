@@ -18,6 +18,7 @@ from sinks.delivery import Delivery
 from sinks.notifications import NotificationSink
 from sinks.redis import RedisLayout, RedisSink
 from streams import faust_fixes
+from streams.lane import FastLane
 from streams.pipeline import Pipeline
 from streams.records import decoders
 from streams.trainer import CURRENT_KEY, Trainer
@@ -56,8 +57,11 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
         detector.use_model(ParamScorer(params))
     elif settings.model_learning:
         model_source = lambda: model_table.get(CURRENT_KEY)  # noqa: E731
+    lane = FastLane(app, settings.topics.inputs)
+    lane.install()
     pipeline = Pipeline(
         detector=detector,
+        lane=lane,
         delivery=_delivery(settings),
         training_topic=training,
         model_source=model_source,

@@ -1,4 +1,5 @@
-"""The agent body: decode, merge by event time, call the detector, deliver, then ack.
+"""The agent body: take fetched messages from the fast lane (``streams.lane``), decode, merge by
+event time, call the detector, deliver, write state, then ack.
 
 The guarantees live here, in this order, for every batch:
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from detectors.labels import LabelledExample
 from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
 from streams.applier import Outcome, apply_batch
+from streams.lane import FastLane
 from streams.merge import EventTimeMerger, Pending, merge_key
 from streams.records import DecodeError, Decoder, dead_letter, decode, not_after
 from streams.watchdog import CommitWatchdog
@@ -64,6 +66,7 @@ class Pipeline:
         detector: RiskDetector,
         delivery: Delivery,
         decoders: dict[str, Decoder],
+        lane: FastLane,
         table: Any,
         deadletter_topic: Any,
         training_topic: Any,
@@ -71,7 +74,6 @@ class Pipeline:
         highwater: Callable[[tuple[str, int]], int | None],
         watchdog: CommitWatchdog | None = None,
         max_message_bytes: int,
-        batch_max: int = 500,
         batch_within_s: float = 0.05,
         merge_idle_s: float = 0.2,
         merge_max_wait_s: float = 5.0,
@@ -81,13 +83,13 @@ class Pipeline:
         self.detector = detector
         self.delivery = delivery
         self.decoders = decoders
+        self.lane = lane
         self.table = table
         self.deadletter_topic = deadletter_topic
         self.training_topic = training_topic
         self.model_source = model_source
         self._model_raw: bytes | None = None
         self.max_message_bytes = max_message_bytes
-        self.batch_max = batch_max
         self.batch_within_s = batch_within_s
         self.merger = EventTimeMerger(
             list(decoders),
@@ -100,31 +102,24 @@ class Pipeline:
         self.watchdog = watchdog
 
     async def run(self, stream: Any) -> None:
-        """Consume batches; between batches, release whatever the merge allows."""
+        """The agent. ``stream`` only subscribes the input topics: their messages arrive through
+        the lane, a fetch at a time. Between fetches, release whatever the merge allows."""
         await self.delivery.start()
-        batches: AsyncIterator[list[Any]] = stream.noack_take(
-            self.batch_max, within=self.batch_within_s
-        ).__aiter__()
-        next_batch: asyncio.Future[list[Any]] | None = None
+        guard = asyncio.ensure_future(_refuse(stream))
         next_report = time.monotonic() + self.report_every_s
         try:
-            while True:
+            while not guard.done():
                 if time.monotonic() >= next_report:
                     next_report = time.monotonic() + self.report_every_s
                     await self._report()
-                if next_batch is None:
-                    next_batch = asyncio.ensure_future(batches.__anext__())
-                done, _ = await asyncio.wait({next_batch}, timeout=self.batch_within_s)
-                bad: list[tuple[Any, DecodeError]] = []
-                if done:
-                    bad = self._take(next_batch.result())
-                    next_batch = None
-                await self._process(stream, self.merger.pop_ready(), bad)
+                messages = await self.lane.take(self.batch_within_s)
+                bad = self._take(messages)
+                await self._process(self.merger.pop_ready(), bad)
+            guard.result()
         finally:
-            if next_batch is not None:
-                next_batch.cancel()
-                with suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await next_batch
+            guard.cancel()
+            with suppress(asyncio.CancelledError):
+                await guard
             await self.delivery.close()
 
     async def _report(self) -> None:
@@ -133,55 +128,49 @@ class Pipeline:
         if self.watchdog is not None:
             await self.watchdog.check()
 
-    def _take(self, batch: list[Any]) -> list[tuple[Any, DecodeError]]:
-        """Decode a batch into the merger; return the messages that failed to decode."""
+    def _take(self, messages: list[Any]) -> list[tuple[Any, DecodeError]]:
+        """Decode fetched messages into the merger; return those that failed to decode."""
         bad = []
         latest = not_after(datetime.now(UTC))
-        for handle in batch:
-            message = handle.message
-            self.counters.events_in += 1
+        decoders, max_bytes, merger = self.decoders, self.max_message_bytes, self.merger
+        self.counters.events_in += len(messages)
+        for message in messages:
             try:
                 event = decode(
-                    self.decoders[message.topic],
-                    handle.value,
-                    handle.key,
-                    self.max_message_bytes,
-                    latest,
+                    decoders[message.topic], message.value, message.key, max_bytes, latest
                 )
             except DecodeError as exc:
-                self.merger.seen(message.topic, message.partition, message.offset)
-                bad.append((handle, exc))
+                merger.seen(message.topic, message.partition, message.offset)
+                bad.append((message, exc))
                 continue
-            self.merger.push(
+            merger.push(
                 Pending(
                     sort_key=merge_key(event),
                     topic=message.topic,
                     partition=message.partition,
                     offset=message.offset,
                     event=event,
-                    handle=handle,
+                    handle=message,
                 )
             )
         return bad
 
-    async def _process(
-        self, stream: Any, ready: list[Pending], bad: list[tuple[Any, DecodeError]]
-    ) -> None:
+    async def _process(self, ready: list[Pending], bad: list[tuple[Any, DecodeError]]) -> None:
         if not ready and not bad:
             return
         self._follow_model()
-        for handle, error in bad:
-            await self._dead_letter(handle, error)
+        for message, error in bad:
+            await self._dead_letter(message, error)
         outcome = apply_batch(self.detector, self.table.get, ready)
         for customer_id, example in outcome.examples:
             await self._send_example(customer_id, example)
         await self.delivery.deliver(outcome.alerts)
         for write in outcome.writes:
             self._write(write.key, write.value, write.anchor)
-        for handle, _ in bad:
-            await self._ack(stream, handle)
+        for message, _ in bad:
+            self._ack(message)
         for item in ready:
-            await self._ack(stream, item.handle)
+            self._ack(item.handle)
         self._count(outcome)
         for alert in outcome.alerts:
             log.info(
@@ -207,15 +196,20 @@ class Pipeline:
         """Partitions moved to another worker: drop what is buffered for them, unacked, so the
         new owner applies it (at least once, and idempotently)."""
         dropped = self.merger.forget(partitions)
+        cleared = self.lane.clear()
         if self.watchdog is not None:
             self.watchdog.forget(partitions)
-        if dropped:
-            log.info("partitions_revoked", partitions=sorted(partitions), dropped=len(dropped))
+        if dropped or cleared:
+            log.info(
+                "partitions_revoked",
+                partitions=sorted(partitions),
+                dropped=len(dropped),
+                queued_dropped=cleared,
+            )
 
-    async def _ack(self, stream: Any, handle: Any) -> None:
-        await stream.ack(handle)
+    def _ack(self, message: Any) -> None:
+        self.lane.ack(message)
         if self.watchdog is not None:
-            message = handle.message
             self.watchdog.acked((message.topic, message.partition), message.offset)
 
     def _follow_model(self) -> None:
@@ -238,11 +232,12 @@ class Pipeline:
         record = {**example.to_dict(), "customer_id": customer_id}
         await self.training_topic.send(key=customer_id.encode(), value=orjson.dumps(record))
 
-    def _write(self, key: bytes, value: bytes | None, handle: Any) -> None:
-        """Set (or, for None, delete) a key. The write happens after the batch left Faust's
+    def _write(self, key: bytes, value: bytes | None, message: Any) -> None:
+        """Set (or, for None, delete) a key. The pipeline runs outside Faust's stream
         iteration, so name the message whose partition the key belongs to: Faust's changelog
-        and stores read it from this context."""
-        token = _current_event.set(weakref.ref(handle))
+        and stores read ``current_event().message`` from this context."""
+        anchor = _Anchor(message)
+        token = _current_event.set(weakref.ref(anchor))  # type: ignore[arg-type]
         try:
             if value is not None:
                 self.table[key] = value
@@ -251,19 +246,18 @@ class Pipeline:
         finally:
             _current_event.reset(token)
 
-    async def _dead_letter(self, handle: Any, error: DecodeError) -> None:
+    async def _dead_letter(self, message: Any, error: DecodeError) -> None:
         """Write one dead letter, once: a per-partition marker in the table remembers the last
         offset dead-lettered, so a redelivered bad message is not written again."""
-        message = handle.message
         marker = f"\x00deadletter:{message.topic}:{message.partition}".encode()
         done = self.table.get(marker)
         if done is not None and message.offset <= int(done):
             self.counters.skipped += 1
             return
         source = Source(message.topic, message.partition, message.offset)
-        record = dead_letter(handle.value, handle.key, source, error, datetime.now(UTC))
-        await self.deadletter_topic.send(key=handle.key, value=record)
-        self._write(marker, str(message.offset).encode(), handle)
+        record = dead_letter(message.value, message.key, source, error, datetime.now(UTC))
+        await self.deadletter_topic.send(key=message.key, value=record)
+        self._write(marker, str(message.offset).encode(), message)
         self.counters.dead_letters += 1
         log.warning(
             "dead_letter",
@@ -273,3 +267,21 @@ class Pipeline:
             error_code=error.code.value,
             error=error.message,
         )
+
+
+class _Anchor:
+    """Stands for the event Faust's tables expect in ``current_event()``: only ``.message``
+    (topic and partition) is read."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+
+
+async def _refuse(stream: Any) -> None:
+    """Iterate the agent's stream so that Faust subscribes the input topics; the lane takes
+    every input message first, so one arriving here means it is not installed: stop loudly
+    rather than ack what nothing processed."""
+    async for _ in stream:
+        raise RuntimeError("an input message reached the Faust stream: the fast lane is off")

@@ -1,0 +1,123 @@
+"""The fast lane: each fetch of the input topics goes to the pipeline as one list of messages.
+
+Stock Faust hands every message through the consumer's drain loop (a task pair and a wait per
+message), the conductor, a channel queue, an ``Event`` and the stream's iteration before user code
+sees it; a stock agent that only decodes is capped there (``ews bench``: faust-bare). The lane
+replaces the drain loop (``Consumer._drain_messages``) in the worker process with one that keeps
+Faust's offset checks and gap bookkeeping, passes messages of every other topic (training, the
+model's global table) to Faust's own path as before, and puts the input topics' messages of one
+fetch on a bounded queue as one list (backpressure: the fetch waits while the queue is full).
+
+The pipeline takes a list with :meth:`FastLane.take`, which does what Faust's stream does as an
+event is yielded: messages fetched before a rebalance (another generation) or while flow is
+suspended are dropped, and the rest are tracked as pending acks. Queued lists are not tracked,
+so :meth:`FastLane.clear` (on revocation, as Faust clears its channel queues) drops them safely:
+after a rebalance Faust seeks every partition back to its committed offset. Offsets, commits,
+tables, changelogs and rebalances stay Faust's; the pipeline acks each message with
+``Consumer.ack`` only after its sinks, and Faust commits what is acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from faust.transport.consumer import Consumer
+
+LANE_ATTRIBUTE = "_ews_fast_lane"
+
+_original_drain = Consumer._drain_messages
+
+
+class FastLane:
+    def __init__(self, app: Any, topics: Iterable[str], max_batches: int = 8) -> None:
+        self.app = app
+        self.topics = frozenset(topics)
+        self.queue: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=max_batches)
+
+    def install(self) -> None:
+        """Route this app's input topics through the lane (idempotent, per process)."""
+        setattr(self.app, LANE_ATTRIBUTE, self)
+        if Consumer._drain_messages is not _drain_with_lane:
+            Consumer._drain_messages = _drain_with_lane  # type: ignore[method-assign]
+
+    async def put(self, messages: list[Any]) -> None:
+        await self.queue.put(messages)
+
+    async def take(self, timeout_s: float) -> list[Any]:
+        """The next fetched list, tracked as pending acks; empty after ``timeout_s`` idle."""
+        try:
+            messages = await asyncio.wait_for(self.queue.get(), timeout_s)
+        except TimeoutError:
+            return []
+        app = self.app
+        if not app.flow_control.is_active():
+            return []
+        consumer = app.consumer
+        generation = app.consumer_generation_id
+        live = [m for m in messages if m.generation_id == generation]
+        for message in live:
+            message.tracked = True
+            consumer.track_message(message)
+        return live
+
+    def ack(self, message: Any) -> None:
+        self.app.consumer.ack(message)
+
+    def clear(self) -> int:
+        """Drop every queued list (none is tracked yet); returns how many messages."""
+        dropped = 0
+        while not self.queue.empty():
+            dropped += len(self.queue.get_nowait())
+        return dropped
+
+
+async def _drain_with_lane(self: Any, fetcher: Any) -> None:  # pragma: no cover - Faust's loop
+    """``Consumer._drain_messages`` with the input topics batched to the lane (see module)."""
+    lane: FastLane | None = getattr(self.app, LANE_ATTRIBUTE, None)
+    if lane is None:
+        await _original_drain(self, fetcher)
+        return
+    callback = self.callback
+    getmany = self.getmany
+    consumer_should_stop = self._stopped.is_set
+    fetcher_should_stop = fetcher._stopped.is_set
+    get_read_offset = self._read_offset.__getitem__
+    set_read_offset = self._read_offset.__setitem__
+    commit_every = self._commit_every
+    acks_enabled_for = self.app.topics.acks_enabled_for
+    lane_topics = lane.topics
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            await self.sleep(0)
+            if self.should_stop:
+                break
+            batch: list[Any] = []
+            async for tp, message in getmany(timeout=1.0):
+                offset = message.offset
+                read = get_read_offset(tp)
+                if read is not None and offset < read:
+                    continue  # already read (Faust drops these too)
+                if read and offset - read > 1 and acks_enabled_for(message.topic):
+                    await self._add_gap(tp, read + 1, offset)
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+                if message.topic in lane_topics:
+                    batch.append(message)
+                else:
+                    await self.wait_first(callback(message), self.suspend_flow.wait())
+                set_read_offset(tp, offset)
+            if batch:
+                await lane.put(batch)
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            self.log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            self.log.info("Consumer shutting down for user cancel.")
+            return
+        raise
