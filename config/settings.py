@@ -103,6 +103,7 @@ class Settings:
     log_format: str = field(default="auto", metadata=_doc("EWS_LOG_FORMAT"))
     log_level: str = field(default="info", metadata=_doc("EWS_LOG_LEVEL"))
     sink_retry_max_s: float = field(default=10.0, metadata=_doc("EWS_SINK_RETRY_MAX_S"))
+    state_cache_customers: int = field(default=50_000, metadata=_doc("EWS_STATE_CACHE_CUSTOMERS"))
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -180,6 +181,7 @@ def _validate(s: Settings) -> None:
         "redis_customer_ttl_s",
         "redis_history_len",
         "model_publish_every",
+        "state_cache_customers",
     ):
         if getattr(s, name) < 1:
             fail(name, f"must be at least 1, got {getattr(s, name)}")

@@ -125,14 +125,15 @@ class RiskDetector:
         features: dict[str, float] = {}
         for signal in state.signals:
             features.update(signal.score_one(now))
-        scored = self.score(features)
+        score = self.probability(features)
         dpd = features.get("dpd", 0.0)
         examples = self._mature(state, now, features, dpd, snapshot=snapshot)
         floor = self.policy.floor(dpd)
-        state.score = scored.score
-        transition = self.policy.decide(state.alert, _ms(now), scored.score, floor)
+        state.score = score
+        transition = self.policy.decide(state.alert, _ms(now), score, floor)
         if transition is None:
             return Applied(skipped=False, examples=examples), dpd
+        scored = self.score(features)  # contributions, for the reasons: only when alerting
         alert = Alert(
             alert_id=alert_id(
                 state.customer_id,
@@ -146,7 +147,7 @@ class RiskDetector:
             kind=transition.kind,
             level=transition.level,
             previous_level=transition.previous,
-            score=scored.score,
+            score=score,
             reasons=self.reasons(scored, floor, dpd, self._details(state, now)),
             trigger=trigger,
             event_time=event_time,
@@ -162,6 +163,14 @@ class RiskDetector:
         for signal in state.signals:
             details.update(signal.details(now))
         return details
+
+    def probability(self, features: dict[str, float]) -> float:
+        """The blended score alone; equal to ``score(features).score`` to the last bit."""
+        card = self.scorecard.probability(features)
+        w = self.model_weight
+        if self.model is None or w <= 0:
+            return card
+        return (1 - w) * card + w * self.model.predict_proba(features)
 
     def score(self, features: dict[str, float]) -> Scored:
         """The scorecard, blended with the model by the weight its label count earns."""

@@ -176,6 +176,7 @@ class LabelMaturer:
         self.last_snapshot_ms: int | None = None
         self.bad = False
         self.dropped = 0  # snapshots pushed out because max_pending were held
+        self._compacted: dict[int, list[float | int]] = {}  # to_state's rows, by snapshot ms
 
     @property
     def params(self) -> dict[str, Any]:
@@ -269,10 +270,16 @@ class LabelMaturer:
 
         ``t`` (the last kept snapshot) is left out when it is the newest held snapshot.
         """
-        state: dict[str, Any] = {
-            "k": self._fingerprint,
-            "p": [[ts, [_compact(v) for v in values]] for ts, values in self.pending],
-        }
+        compacted = self._compacted
+        if len(compacted) > len(self.pending):
+            held = {ts for ts, _ in self.pending}
+            self._compacted = compacted = {ts: c for ts, c in compacted.items() if ts in held}
+        rows = []
+        for ts, values in self.pending:  # a held snapshot never changes: compact it once
+            if ts not in compacted:
+                compacted[ts] = [_compact(v) for v in values]
+            rows.append([ts, compacted[ts]])
+        state: dict[str, Any] = {"k": self._fingerprint, "p": rows}
         implied = self.pending[-1][0] if self.pending else None
         if self.last_snapshot_ms != implied:
             state["t"] = self.last_snapshot_ms
@@ -296,6 +303,7 @@ class LabelMaturer:
             fingerprint = state["k"]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"bad label maturer state: {exc!r}") from None
+        self._compacted = {}
         if fingerprint != self._fingerprint:
             self.pending = []
             return

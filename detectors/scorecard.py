@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from config.rules import Rules
+from detectors.calibration import sigmoid
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,14 @@ class Scorecard:
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
+        self._terms = tuple((name, f.weight, f.cap) for name, f in rules.features.items())
+
+    def probability(self, features: dict[str, float]) -> float:
+        """The score alone, with the very arithmetic of :meth:`score_one` (the hot path)."""
+        logit = self.rules.intercept
+        for name, weight, cap in self._terms:
+            logit += weight * min(features.get(name, 0.0), cap)
+        return sigmoid(logit)
 
     def score_one(self, features: dict[str, float]) -> Scored:
         logit = self.rules.intercept
@@ -36,4 +44,4 @@ class Scorecard:
             logit += contribution
             parts.append(Contribution(name, value, contribution))
         parts.sort(key=lambda c: (-c.contribution, c.feature))
-        return Scored(1.0 / (1.0 + math.exp(-logit)), tuple(parts))
+        return Scored(sigmoid(logit), tuple(parts))

@@ -75,6 +75,7 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
             clock=time.monotonic,
         ),
         max_message_bytes=settings.max_message_bytes,
+        state_cache_customers=settings.state_cache_customers,
     )
 
     async def risk(stream: Any) -> None:

@@ -22,6 +22,7 @@ that persists only a prefix never leaves a sweep marked done without the states 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -74,11 +75,47 @@ def is_customer_key(key: bytes) -> bool:
     return not key.startswith(b"\x00")
 
 
+class StateCache:
+    """Decoded states of recently seen customers, least recently used out first, so that a
+    customer's next batch skips decoding. It must hold exactly what the store holds (the worker
+    is the only writer of its partitions), so the caller clears it whenever that may not be so:
+    partitions revoked, or a batch that failed before its writes."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._states: OrderedDict[str, CustomerState] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def get(self, customer_id: str) -> CustomerState | None:
+        state = self._states.get(customer_id)
+        if state is not None:
+            self._states.move_to_end(customer_id)
+        return state
+
+    def put(self, customer_id: str, state: CustomerState | None) -> None:
+        if state is None:
+            self._states.pop(customer_id, None)
+            return
+        self._states[customer_id] = state
+        self._states.move_to_end(customer_id)
+        while len(self._states) > self.capacity:
+            self._states.popitem(last=False)
+
+    def clear(self) -> None:
+        self._states.clear()
+
+
 def apply_batch(
-    detector: RiskDetector, get: Callable[[bytes], bytes | None], ready: Sequence[Pending]
+    detector: RiskDetector,
+    get: Callable[[bytes], bytes | None],
+    ready: Sequence[Pending],
+    cache: StateCache | None = None,
 ) -> Outcome:
-    """Apply ``ready`` (merge order) with the sweeps it drives; ``get`` reads the store."""
-    batch = _Batch(detector, get)
+    """Apply ``ready`` (merge order) with the sweeps it drives; ``get`` reads the store. The
+    states in ``cache`` are used, changed in place and kept, so a failed batch must clear it."""
+    batch = _Batch(detector, get, cache)
     for item in ready:
         batch.event(item)
     return batch.finish()
@@ -96,9 +133,15 @@ def wake_day(wake: datetime) -> int:
 class _Batch:
     """Caches what one batch reads and changes; :meth:`finish` turns it into writes."""
 
-    def __init__(self, detector: RiskDetector, get: Callable[[bytes], bytes | None]) -> None:
+    def __init__(
+        self,
+        detector: RiskDetector,
+        get: Callable[[bytes], bytes | None],
+        cache: StateCache | None,
+    ) -> None:
         self.detector = detector
         self.get = get
+        self.cache = cache
         self.out = Outcome()
         self.states: dict[str, CustomerState | None] = {}  # None: absent or expired
         self.changed: dict[str, Any] = {}  # customer id -> anchor, in first-change order
@@ -126,6 +169,8 @@ class _Batch:
         for customer_id, anchor in self.changed.items():
             state = self.states[customer_id]
             writes.append(Write(customer_id.encode(), state.encode() if state else None, anchor))
+            if self.cache is not None:
+                self.cache.put(customer_id, state)
         for (partition, day), anchor in self.changed_agendas.items():
             ids = self.agendas[(partition, day)]
             writes.append(Write(agenda_key(partition, day), _encode_ids(ids), anchor))
@@ -190,8 +235,11 @@ class _Batch:
 
     def _state(self, customer_id: str) -> CustomerState | None:
         if customer_id not in self.states:
-            raw = self.get(customer_id.encode())
-            self.states[customer_id] = None if raw is None else self.detector.decode_state(raw)
+            state = self.cache.get(customer_id) if self.cache is not None else None
+            if state is None:
+                raw = self.get(customer_id.encode())
+                state = None if raw is None else self.detector.decode_state(raw)
+            self.states[customer_id] = state
         return self.states[customer_id]
 
     def _agenda(self, partition: int, day: int) -> list[str]:

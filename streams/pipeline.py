@@ -36,7 +36,7 @@ from detectors.events import Source
 from detectors.labels import LabelledExample
 from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
-from streams.applier import Outcome, apply_batch
+from streams.applier import Outcome, StateCache, apply_batch
 from streams.lane import FastLane
 from streams.merge import EventTimeMerger, Pending, merge_key
 from streams.records import DecodeError, Decoder, dead_letter, decode, not_after
@@ -74,6 +74,7 @@ class Pipeline:
         highwater: Callable[[tuple[str, int]], int | None],
         watchdog: CommitWatchdog | None = None,
         max_message_bytes: int,
+        state_cache_customers: int = 50_000,
         batch_within_s: float = 0.05,
         merge_idle_s: float = 0.2,
         merge_max_wait_s: float = 5.0,
@@ -99,6 +100,7 @@ class Pipeline:
             max_wait_s=merge_max_wait_s,
         )
         self.counters = Counters()
+        self.cache = StateCache(state_cache_customers)
         self.watchdog = watchdog
 
     async def run(self, stream: Any) -> None:
@@ -161,12 +163,16 @@ class Pipeline:
         self._follow_model()
         for message, error in bad:
             await self._dead_letter(message, error)
-        outcome = apply_batch(self.detector, self.table.get, ready)
-        for customer_id, example in outcome.examples:
-            await self._send_example(customer_id, example)
-        await self.delivery.deliver(outcome.alerts)
-        for write in outcome.writes:
-            self._write(write.key, write.value, write.anchor)
+        try:
+            outcome = apply_batch(self.detector, self.table.get, ready, self.cache)
+            for customer_id, example in outcome.examples:
+                await self._send_example(customer_id, example)
+            await self.delivery.deliver(outcome.alerts)
+            for write in outcome.writes:
+                self._write(write.key, write.value, write.anchor)
+        except BaseException:
+            self.cache.clear()  # states changed in place may not have been written: forget them
+            raise
         for message, _ in bad:
             self._ack(message)
         for item in ready:
@@ -197,6 +203,7 @@ class Pipeline:
         new owner applies it (at least once, and idempotently)."""
         dropped = self.merger.forget(partitions)
         cleared = self.lane.clear()
+        self.cache.clear()
         if self.watchdog is not None:
             self.watchdog.forget(partitions)
         if dropped or cleared:

@@ -17,7 +17,7 @@ from detectors.alert import Alert
 from detectors.engine import RiskDetector
 from detectors.labels import LabelledExample
 from detectors.state import CustomerState
-from streams.applier import apply_batch, is_customer_key
+from streams.applier import StateCache, apply_batch, is_customer_key
 from streams.merge import EventTimeMerger, Pending, merge_key
 from streams.records import DecodeError, Decoder, decode, not_after
 
@@ -54,8 +54,10 @@ def replay(
     partitions: int,
     max_message_bytes: int = 64 * 1024,
     chunk: int = 500,
+    cache_customers: int = 50_000,
 ) -> ReplayResult:
-    """Replay ``messages``; ``chunk`` is the batch size, which must not change any decision."""
+    """Replay ``messages``; the batch size ``chunk`` and the state cache (``cache_customers``,
+    0 for none) must not change any decision."""
     result = ReplayResult()
     merger = EventTimeMerger(
         list(decoders), highwater=lambda tp: 0, clock=lambda: 0.0, idle_s=0.0, max_wait_s=0.0
@@ -75,9 +77,10 @@ def replay(
             continue
         merger.push(Pending(merge_key(event), message.topic, partition, offset, event, None))
     store: dict[bytes, bytes] = {}
+    cache = StateCache(cache_customers)
     ready = merger.pop_ready()
     for start in range(0, len(ready), chunk):
-        outcome = apply_batch(detector, store.get, ready[start : start + chunk])
+        outcome = apply_batch(detector, store.get, ready[start : start + chunk], cache)
         for write in outcome.writes:
             if write.value is None:
                 store.pop(write.key, None)

@@ -519,3 +519,18 @@ def test_labels_feed_the_trainer_deterministically() -> None:
 def test_docstring_examples_run() -> None:
     """The examples in the calibration module's docstrings are true."""
     assert doctest.testmod(detectors.calibration).failed == 0
+
+
+@pytest.mark.parametrize("labels", [0, 1_000, 10_000])
+def test_fast_probability_is_the_full_score_to_the_last_bit(labels: int) -> None:
+    """The hot path scores without contributions; alerts recompute them. Both must give the
+    same float, scorecard alone, blended, and model alone."""
+    from config.rules import load_rules
+    from detectors.engine import RiskDetector
+
+    detector = RiskDetector(load_rules(), "scorecard-0")
+    detector.use_model(ParamScorer(dataclasses.replace(PARAMS, n_labels=labels)))
+    assert (detector.model_weight > 0) == (labels > 0)
+    for x in probes(5):
+        assert detector.probability(x) == detector.score(x).score
+        assert detector.scorecard.probability(x) == detector.scorecard.score_one(x).score

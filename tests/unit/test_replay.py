@@ -44,3 +44,19 @@ def test_batching_changes_no_decision() -> None:
     assert {k: s.encode() for k, s in single.states.items()} == {
         k: s.encode() for k, s in whole.states.items()
     }
+
+
+def test_state_cache_changes_no_decision() -> None:
+    """Decoded states kept between batches (evicted at random points by a tiny cache, or not
+    kept at all) decide exactly as states read back from the store."""
+    runs = [
+        replay(MESSAGES, DECODERS, _detector(), partitions=3, chunk=50, cache_customers=size)
+        for size in (0, 3, 100_000)
+    ]
+    first = runs[0]
+    for other in runs[1:]:
+        assert [a.alert_id for a in other.alerts] == [a.alert_id for a in first.alerts]
+        assert [e for _, e in other.examples] == [e for _, e in first.examples]
+        assert {k: s.encode() for k, s in other.states.items()} == {
+            k: s.encode() for k, s in first.states.items()
+        }
