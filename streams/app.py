@@ -43,6 +43,7 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
         broker_heartbeat_interval=settings.kafka_session_timeout_s / 5,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_max_batch_size=512 * 1024,  # the changelog goes out in bulk (streams.changelog)
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     inputs = app.topic(*settings.topics.inputs, partitions=settings.partitions, **raw)

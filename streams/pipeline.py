@@ -9,7 +9,7 @@ The guarantees live here, in this order, for every batch:
    customer's state;
 3. alerts are delivered to Redis and the notifications topic, retried until both acknowledge;
 4. each changed customer's state, then the sweep agenda and clock, are written once to the
-   changelog-backed table;
+   changelog-backed table, in bulk (``streams.changelog``);
 5. only then are the messages acked, and Faust commits offsets after flushing its producer
    (dead letters and changelog included).
 
@@ -37,6 +37,7 @@ from detectors.labels import LabelledExample
 from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
 from streams.applier import Outcome, StateCache, apply_batch
+from streams.changelog import Anchor, ChangelogWriter
 from streams.lane import FastLane
 from streams.merge import EventTimeMerger, Pending, merge_key
 from streams.records import DecodeError, Decoder, dead_letter, decode, not_after
@@ -86,6 +87,7 @@ class Pipeline:
         self.decoders = decoders
         self.lane = lane
         self.table = table
+        self.changelog = ChangelogWriter(table)
         self.deadletter_topic = deadletter_topic
         self.training_topic = training_topic
         self.model_source = model_source
@@ -168,8 +170,7 @@ class Pipeline:
             for customer_id, example in outcome.examples:
                 await self._send_example(customer_id, example)
             await self.delivery.deliver(outcome.alerts)
-            for write in outcome.writes:
-                self._write(write.key, write.value, write.anchor)
+            await self.changelog.write(outcome.writes)
         except BaseException:
             self.cache.clear()  # states changed in place may not have been written: forget them
             raise
@@ -239,17 +240,14 @@ class Pipeline:
         record = {**example.to_dict(), "customer_id": customer_id}
         await self.training_topic.send(key=customer_id.encode(), value=orjson.dumps(record))
 
-    def _write(self, key: bytes, value: bytes | None, message: Any) -> None:
-        """Set (or, for None, delete) a key. The pipeline runs outside Faust's stream
-        iteration, so name the message whose partition the key belongs to: Faust's changelog
-        and stores read ``current_event().message`` from this context."""
-        anchor = _Anchor(message)
+    def _write(self, key: bytes, value: bytes, message: Any) -> None:
+        """Set one key through Faust. The pipeline runs outside Faust's stream iteration, so
+        name the message whose partition the key belongs to: Faust's changelog and stores read
+        ``current_event().message`` from this context."""
+        anchor = Anchor(message)
         token = _current_event.set(weakref.ref(anchor))  # type: ignore[arg-type]
         try:
-            if value is not None:
-                self.table[key] = value
-            elif key in self.table:
-                del self.table[key]
+            self.table[key] = value
         finally:
             _current_event.reset(token)
 
@@ -274,16 +272,6 @@ class Pipeline:
             error_code=error.code.value,
             error=error.message,
         )
-
-
-class _Anchor:
-    """Stands for the event Faust's tables expect in ``current_event()``: only ``.message``
-    (topic and partition) is read."""
-
-    __slots__ = ("__weakref__", "message")
-
-    def __init__(self, message: Any) -> None:
-        self.message = message
 
 
 async def _refuse(stream: Any) -> None:

@@ -8,6 +8,7 @@ import logging
 import faust
 import redis
 import structlog
+import uvloop
 
 from config.rules import Rules
 from config.settings import Settings
@@ -52,6 +53,7 @@ def preflight(settings: Settings, timeout_s: float = 10.0) -> None:
 def run_worker(settings: Settings, rules: Rules) -> None:
     """Run until stopped (SIGINT/SIGTERM). Exits the process when Faust stops."""
     preflight(settings)
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # also for Faust's consumer thread
     asyncio.set_event_loop(asyncio.new_event_loop())
     app = create_app(settings, rules)
     log.info(
