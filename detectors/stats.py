@@ -14,10 +14,11 @@ import math
 from river import stats
 
 DIGITS = 7
+_FORMAT = f".{DIGITS}g"
 
 
 def _r(x: float) -> float:
-    return float(f"{x:.{DIGITS}g}")
+    return float(format(x, _FORMAT))
 
 
 class EWMeanVar(stats.base.Univariate):

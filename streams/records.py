@@ -99,10 +99,8 @@ def decode_transaction(data: dict[str, Any]) -> Transaction:
         else TxStatus.POSTED,
         mcc=_optional(data, "mcc", _str),
         counterparty=_optional(data, "counterparty", _str),
-        balance_after=_optional(data, "balance_after", lambda d, k: _money(d, k)),
-        credit_limit=_optional(
-            data, "credit_limit", lambda d, k: _money(d, k, positive=True, zero_ok=True)
-        ),
+        balance_after=_optional(data, "balance_after", _money),
+        credit_limit=_optional(data, "credit_limit", _money_or_zero),
     )
 
 
@@ -115,11 +113,9 @@ def decode_repayment(data: dict[str, Any]) -> Repayment:
         type=_enum(data, "type", RepaymentType),
         instalment_no=_int(data, "instalment_no"),
         due_date=_date(data, "due_date"),
-        amount_due=_money(data, "amount_due", positive=True, zero_ok=True),
-        amount_paid=_money(data, "amount_paid", positive=True, zero_ok=True),
-        outstanding_principal=_optional(
-            data, "outstanding_principal", lambda d, k: _money(d, k, positive=True, zero_ok=True)
-        ),
+        amount_due=_money_or_zero(data, "amount_due"),
+        amount_paid=_money_or_zero(data, "amount_paid"),
+        outstanding_principal=_optional(data, "outstanding_principal", _money_or_zero),
     )
 
 
@@ -225,6 +221,9 @@ def _int(data: dict[str, Any], key: str) -> int:
 
 def _enum(data: dict[str, Any], key: str, enum: type[E]) -> E:
     value = _str(data, key)
+    member = enum._value2member_map_.get(value)  # what enum(value) looks up, without its call
+    if member is not None:
+        return member  # type: ignore[return-value]
     try:
         return enum(value)
     except ValueError:
@@ -253,6 +252,10 @@ def _money(
         need = "zero or positive" if zero_ok else "positive"
         raise DecodeError(ErrorCode.BAD_AMOUNT, f"{key} must be {need}, got {value!r}")
     return amount
+
+
+def _money_or_zero(data: dict[str, Any], key: str) -> Decimal:
+    return _money(data, key, positive=True, zero_ok=True)
 
 
 def _currency(data: dict[str, Any]) -> str:
