@@ -103,6 +103,7 @@ class Settings:
     log_format: str = field(default="auto", metadata=_doc("EWS_LOG_FORMAT"))
     log_level: str = field(default="info", metadata=_doc("EWS_LOG_LEVEL"))
     sink_retry_max_s: float = field(default=10.0, metadata=_doc("EWS_SINK_RETRY_MAX_S"))
+    merge_idle_s: float = field(default=0.05, metadata=_doc("EWS_MERGE_IDLE_S"))
     state_cache_customers: int = field(default=50_000, metadata=_doc("EWS_STATE_CACHE_CUSTOMERS"))
 
     def __post_init__(self) -> None:
@@ -191,6 +192,8 @@ def _validate(s: Settings) -> None:
         fail("kafka_session_timeout_s", "must be between 6 and 300 seconds (broker limits)")
     if not (math.isfinite(s.sink_retry_max_s) and s.sink_retry_max_s > 0):
         fail("sink_retry_max_s", "must be a positive number")
+    if not 0.0 <= s.merge_idle_s <= 10.0:  # also false for NaN
+        fail("merge_idle_s", "must be between 0 and 10 seconds")
     for f in dataclasses.fields(Topics):
         name = getattr(s.topics, f.name)
         if not isinstance(name, str) or not _TOPIC_NAME.fullmatch(name):

@@ -77,6 +77,7 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
         ),
         max_message_bytes=settings.max_message_bytes,
         state_cache_customers=settings.state_cache_customers,
+        merge_idle_s=settings.merge_idle_s,
     )
 
     async def risk(stream: Any) -> None:

@@ -353,10 +353,12 @@ def _latency(
         samples = asyncio.run(_offer(lat, mix, rate, process, workdir / "latency.log"))
     finally:
         stop_process(process)
-    samples.sort()
+    latencies = sorted(latency for _, latency in samples)
     result: dict[str, Any] = {"offered_events_per_s": round(rate, 1), "alerts": len(samples)}
-    for name, q in (("p50_ms", 0.5), ("p99_ms", 0.99), ("p99_9_ms", 0.999)):
-        result[name] = round(_quantile(samples, q) * 1000, 1) if samples else None
+    for name, q in (("p50_ms", 0.5), ("p90_ms", 0.9), ("p99_ms", 0.99), ("p99_9_ms", 0.999)):
+        result[name] = round(_quantile(latencies, q) * 1000, 1) if latencies else None
+    worst = sorted(samples, key=lambda s: -s[1])[:5]
+    result["worst"] = [{"sent_s": round(t, 2), "ms": round(lat * 1000, 1)} for t, lat in worst]
     return result
 
 
@@ -376,7 +378,7 @@ async def _offer(
     rate: float,
     process: subprocess.Popen[bytes],
     log_path: Path,
-) -> list[float]:
+) -> list[tuple[float, float]]:
     warmup, measured = mix.messages[:200], mix.messages[200:]
     await produce(settings, dataclasses.replace(mix, messages=warmup))
     await _wait_committed(settings, len(warmup), process, log_path)
@@ -390,7 +392,8 @@ async def _offer(
     await consumer.start()
     await consumer.seek_to_end()
     sent: dict[str, float] = {}
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []  # (sent, latency)
+    started = time.time()
     try:
         producing = asyncio.create_task(
             produce(settings, dataclasses.replace(mix, messages=measured), rate, sent)
@@ -404,7 +407,7 @@ async def _offer(
                     alert = orjson.loads(record.value)
                     at = sent.get(alert["trigger"]["event_id"])
                     if at is not None:
-                        latencies.append(arrived - at)
+                        latencies.append((at - started, arrived - at))
             if producing.done():
                 producing.result()
                 idle_until = idle_until or time.monotonic() + 5.0
@@ -462,7 +465,8 @@ def print_report(result: dict[str, Any]) -> None:
         lat = result["latency"]
         print(
             f"  latency at {lat['offered_events_per_s']:,.0f} events/s over {lat['alerts']} alerts:"
-            f" p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, p99.9 {lat['p99_9_ms']} ms"
+            f" p50 {lat['p50_ms']} ms, p90 {lat['p90_ms']} ms, p99 {lat['p99_ms']} ms,"
+            f" p99.9 {lat['p99_9_ms']} ms; worst {lat['worst'][:3]}"
         )
     if result["state_bytes_per_customer"]:
         sb = result["state_bytes_per_customer"]

@@ -76,8 +76,8 @@ class Pipeline:
         watchdog: CommitWatchdog | None = None,
         max_message_bytes: int,
         state_cache_customers: int = 50_000,
-        batch_within_s: float = 0.05,
-        merge_idle_s: float = 0.2,
+        batch_within_s: float = 0.02,
+        merge_idle_s: float = 0.05,
         merge_max_wait_s: float = 5.0,
         report_every_s: float = 5.0,
     ) -> None:
