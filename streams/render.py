@@ -8,7 +8,7 @@ _COLOURS = {"none": "32", "watch": "36", "amber": "33", "red": "31"}
 
 
 def format_alert(alert: dict[str, Any], colour: bool = False) -> str:
-    """``event time  LEVEL (kind from previous)  customer  score  reasons``."""
+    """``event time  LEVEL kind  customer  score  (from previous)  reasons  [model, rules]``."""
     level = str(alert.get("level", "?"))
     tag = f"{level.upper():<5}"
     if colour:
@@ -17,5 +17,6 @@ def format_alert(alert: dict[str, Any], colour: bool = False) -> str:
     return (
         f"{alert.get('event_time', '?')}  {tag} {alert.get('kind', '?'):<10} "
         f"{alert.get('customer_id', '?'):<10} score {float(alert.get('score', 0)):.2f}  "
-        f"(from {alert.get('previous_level', '?')})  {reasons}"
+        f"(from {alert.get('previous_level', '?')})  {reasons}  "
+        f"[model {alert.get('model_version', '?')}, rules {alert.get('rules_version', '?')}]"
     )
