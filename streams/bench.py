@@ -41,13 +41,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from config.rules import load_rules
 from config.settings import Settings, Topics
 from detectors.engine import RiskDetector
-from streams.demo import local_services, start_worker, stop_process
-from streams.generator import TRANSACTIONS, GeneratedStream, generate
+from streams.demo import local_services, produce, start_worker, stop_process
+from streams.generator import TRANSACTIONS, GeneratedMessage, GeneratedStream, generate
 from streams.records import decoders
 from streams.replay import Recorded, replay
 from streams.topics import ensure_topics
@@ -140,7 +140,7 @@ def run_bench(
         base = _variant(settings, "bench", "bench.")
         print(f"ews bench: {broker_name}; producing {len(mix.messages)} events", flush=True)
         asyncio.run(ensure_topics(base))
-        asyncio.run(produce(base, mix))
+        asyncio.run(produce(base, mix.messages))
         for rep in range(options.repeat):
             for mode in options.modes:
                 run = _measure(mode, base, f"{mode}-{rep}", len(mix.messages), workdir)
@@ -172,38 +172,6 @@ def _variant(settings: Settings, app_id: str, topic_prefix: str) -> Settings:
         topics=Topics.with_prefix(topic_prefix),
         redis_prefix=f"{app_id}:",
     )
-
-
-async def produce(
-    settings: Settings,
-    stream: GeneratedStream,
-    rate: float | None = None,
-    sent: dict[str, float] | None = None,
-) -> None:
-    """Send the stream in order, at ``rate`` events/s if given; ``sent`` gets each event's
-    wall send time by event id."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        linger_ms=5,
-        max_batch_size=256 * 1024,
-        **settings.kafka_client_options(),
-    )
-    await producer.start()
-    topics = settings.topics
-    started = time.monotonic()
-    try:
-        for index, message in enumerate(stream.messages):
-            topic = _topic(topics, message.stream)
-            if sent is not None:
-                sent[orjson.loads(message.value)["event_id"]] = time.time()
-            await producer.send(topic, message.value, key=message.key)
-            if rate is not None:
-                ahead = (index + 1) / rate - (time.monotonic() - started)
-                if ahead > 0.002:
-                    await asyncio.sleep(ahead)
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 def _measure(mode: str, base: Settings, name: str, total: int, workdir: Path) -> Run:
@@ -380,7 +348,7 @@ async def _offer(
     log_path: Path,
 ) -> list[tuple[float, float]]:
     warmup, measured = mix.messages[:200], mix.messages[200:]
-    await produce(settings, dataclasses.replace(mix, messages=warmup))
+    await produce(settings, warmup)
     await _wait_committed(settings, len(warmup), process, log_path)
     consumer = AIOKafkaConsumer(
         settings.topics.notifications,
@@ -394,10 +362,12 @@ async def _offer(
     sent: dict[str, float] = {}
     latencies: list[tuple[float, float]] = []  # (sent, latency)
     started = time.time()
+
+    def stamp(index: int, message: GeneratedMessage) -> None:
+        sent[orjson.loads(message.value)["event_id"]] = time.time()
+
     try:
-        producing = asyncio.create_task(
-            produce(settings, dataclasses.replace(mix, messages=measured), rate, sent)
-        )
+        producing = asyncio.create_task(produce(settings, measured, rate, stamp))
         idle_until: float | None = None
         while True:
             batches = await consumer.getmany(timeout_ms=200)

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from config.settings import Settings
 from sinks.redis import RedisLayout
-from streams.generator import TRANSACTIONS, GeneratedStream, generate
+from streams.generator import TRANSACTIONS, GeneratedMessage, GeneratedStream, generate
 from streams.localstack import RedisServer, Tansu, start_broker
 from streams.render import format_alert
 from streams.topics import ensure_topics
@@ -190,23 +190,42 @@ async def _live(
 async def _produce(
     settings: Settings, stream: GeneratedStream, rate: float, progress: Progress
 ) -> None:
+    def sent(index: int, message: GeneratedMessage) -> None:
+        progress.produced = index + 1
+
+    await produce(settings, stream.messages, rate, sent)
+    print(f"-- all {progress.produced} events produced; watching (Ctrl-C to stop)", flush=True)
+
+
+async def produce(
+    settings: Settings,
+    messages: Sequence[GeneratedMessage],
+    rate: float | None = None,
+    on_sent: Callable[[int, GeneratedMessage], None] | None = None,
+) -> None:
+    """Send ``messages`` in order to the input topics, at ``rate`` per second if given, and
+    flush; ``on_sent`` hears of each message (its index) once the producer has taken it."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, **settings.kafka_client_options()
+        bootstrap_servers=settings.kafka_bootstrap,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        **settings.kafka_client_options(),
     )
     await producer.start()
     topics = settings.topics
     started = time.monotonic()
     try:
-        for index, message in enumerate(stream.messages):
+        for index, message in enumerate(messages):
             topic = topics.transactions if message.stream == TRANSACTIONS else topics.repayments
             await producer.send(topic, message.value, key=message.key)
-            progress.produced = index + 1
-            ahead = (index + 1) / rate - (time.monotonic() - started)
-            if ahead > 0.01:
-                await producer.flush()
-                await asyncio.sleep(ahead)
+            if on_sent is not None:
+                on_sent(index, message)
+            if rate is not None:
+                ahead = (index + 1) / rate - (time.monotonic() - started)
+                if ahead > 0.002:
+                    await producer.flush()
+                    await asyncio.sleep(ahead)
         await producer.flush()
-        print(f"-- all {progress.produced} events produced; watching (Ctrl-C to stop)", flush=True)
     finally:
         with suppress(Exception):
             await producer.flush()
