@@ -31,6 +31,7 @@ from detectors.events import (
 from detectors.repayment import DaysPastDue
 from detectors.state import CustomerState
 from detectors.transactions import AccountConduct, SpendSpike
+from tests.unit.contract import only_json_values
 
 TX_TOPIC = "ews.transactions"
 REP_TOPIC = "ews.repayments"
@@ -175,16 +176,6 @@ def learned(factory: Callable[[], Signal], events: list[Event] | None = None) ->
     return signal
 
 
-def _only_json_values(value: Any) -> bool:
-    if value is None or isinstance(value, bool | int | float | str):
-        return True
-    if isinstance(value, list):
-        return all(_only_json_values(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _only_json_values(v) for k, v in value.items())
-    return False
-
-
 # Contract suite, run over every Signal
 
 
@@ -213,7 +204,7 @@ def test_no_reference_to_the_event_is_kept(factory: Callable[[], Signal]) -> Non
         signal.learn_one(event)
         assert sys.getrefcount(event) == refs
     state = signal.to_state()
-    assert _only_json_values(state)
+    assert only_json_values(state)
     assert orjson.loads(orjson.dumps(state)) == state
 
 

@@ -28,6 +28,7 @@ from detectors.events import (
 )
 from detectors.inflow import RegularInflow
 from streams.generator import TRANSACTIONS, CustomerTruth, generate
+from tests.unit.contract import only_json_values
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 MAX_STATE_BYTES = 200
@@ -179,16 +180,6 @@ def learned(factory: Callable[[], Signal], events: list[Event]) -> Signal:
     return signal
 
 
-def _only_json_values(value: Any) -> bool:
-    if value is None or isinstance(value, bool | int | float | str):
-        return True
-    if isinstance(value, list):
-        return all(_only_json_values(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _only_json_values(v) for k, v in value.items())
-    return False
-
-
 @pytest.fixture(scope="module")
 def mixed() -> list[Event]:
     return [*telling_events(), *random_events(3_000, seed=3)]
@@ -227,7 +218,7 @@ def test_learn_one_does_not_mutate_the_event(
 def test_state_is_plain_json(factory: Callable[[], Signal], mixed: list[Event]) -> None:
     """to_state holds only JSON values (no events, Decimals or dates) and survives orjson."""
     state = learned(factory, mixed).to_state()
-    assert _only_json_values(state)
+    assert only_json_values(state)
     assert orjson.loads(orjson.dumps(state)) == state
 
 
