@@ -85,9 +85,6 @@ class StateCache:
         self.capacity = capacity
         self._states: OrderedDict[str, CustomerState] = OrderedDict()
 
-    def __len__(self) -> int:
-        return len(self._states)
-
     def get(self, customer_id: str) -> CustomerState | None:
         state = self._states.get(customer_id)
         if state is not None:

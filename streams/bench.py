@@ -47,9 +47,9 @@ from config.rules import load_rules
 from config.settings import Settings, Topics
 from detectors.engine import RiskDetector
 from streams.demo import local_services, produce, start_worker, stop_process
-from streams.generator import TRANSACTIONS, GeneratedMessage, GeneratedStream, generate
+from streams.generator import GeneratedMessage, GeneratedStream, as_recorded, generate
 from streams.records import decoders
-from streams.replay import Recorded, replay
+from streams.replay import replay
 from streams.topics import ensure_topics
 
 MODES = ("limit", "faust-bare", "faust-naive", "pipeline")
@@ -399,13 +399,7 @@ def state_bytes(mix: GeneratedStream, partitions: int, customers: int = 1000) ->
     """Encoded state size per customer after an offline replay of ``customers`` of the mix."""
     keep = set(list(dict.fromkeys(m.key for m in mix.messages))[:customers])
     topics = Topics()
-    messages = [
-        Recorded(
-            topics.transactions if m.stream == TRANSACTIONS else topics.repayments, m.key, m.value
-        )
-        for m in mix.messages
-        if m.key in keep
-    ]
+    messages = as_recorded((m for m in mix.messages if m.key in keep), topics)
     result = replay(
         messages, decoders(topics), RiskDetector(load_rules(), "scorecard-0"), partitions
     )
@@ -417,10 +411,6 @@ def state_bytes(mix: GeneratedStream, partitions: int, customers: int = 1000) ->
         "mean": round(statistics.fmean(sizes), 1),
         "max": max(sizes),
     }
-
-
-def _topic(topics: Topics, stream: str) -> str:
-    return topics.transactions if stream == TRANSACTIONS else topics.repayments
 
 
 def print_report(result: dict[str, Any]) -> None:

@@ -1,4 +1,6 @@
-"""Table writes for a whole batch: the local store, then one produce batch per changelog partition.
+"""The pipeline's table writes: the local store, then one produce batch per changelog partition.
+
+Every write goes this way: a batch's states, sweep agenda and clock, and dead-letter markers.
 
 Faust writes a table key through ``Table.__setitem__``: the store, then ``send_changelog`` (a
 future message, the producer buffer's queue and task, one aiokafka ``send`` per key). For a batch
@@ -37,7 +39,7 @@ class ChangelogWriter:
         store = self.table.data
         by_partition: dict[int, list[Write]] = {}
         for write in writes:
-            anchor = Anchor(write.anchor)
+            anchor = _Anchor(write.anchor)
             token = _current_event.set(weakref.ref(anchor))  # type: ignore[arg-type]
             try:
                 if write.value is not None:
@@ -83,7 +85,7 @@ class ChangelogWriter:
         delivered.add_done_callback(persisted)
 
 
-class Anchor:
+class _Anchor:
     """Stands for the event Faust's stores expect in ``current_event()``: only ``.message``
     (topic and partition) is read."""
 

@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from config.settings import Settings
 from sinks.redis import RedisLayout
-from streams.generator import TRANSACTIONS, GeneratedMessage, GeneratedStream, generate
+from streams.generator import GeneratedMessage, GeneratedStream, generate, input_topic
 from streams.localstack import RedisServer, Tansu, start_broker
 from streams.render import format_alert
 from streams.topics import ensure_topics
@@ -216,8 +216,7 @@ async def produce(
     started = time.monotonic()
     try:
         for index, message in enumerate(messages):
-            topic = topics.transactions if message.stream == TRANSACTIONS else topics.repayments
-            await producer.send(topic, message.value, key=message.key)
+            await producer.send(input_topic(topics, message.stream), message.value, key=message.key)
             if on_sent is not None:
                 on_sent(index, message)
             if rate is not None:

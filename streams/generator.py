@@ -38,13 +38,16 @@ import math
 import os
 import random
 from bisect import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 import orjson
+
+from config.settings import Topics
+from streams.replay import Recorded
 
 TRANSACTIONS = "transactions"
 REPAYMENTS = "repayments"
@@ -109,6 +112,16 @@ class GeneratedStream:
 
     messages: list[GeneratedMessage]
     truth: dict[str, CustomerTruth]
+
+
+def input_topic(topics: Topics, stream: str) -> str:
+    """The input topic a generated message of ``stream`` belongs on."""
+    return topics.transactions if stream == TRANSACTIONS else topics.repayments
+
+
+def as_recorded(messages: Iterable[GeneratedMessage], topics: Topics) -> list[Recorded]:
+    """Generated messages as the offline replay reads them."""
+    return [Recorded(input_topic(topics, m.stream), m.key, m.value) for m in messages]
 
 
 def generate(

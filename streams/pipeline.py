@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import asdict, dataclass
@@ -29,15 +28,14 @@ from typing import Any
 
 import orjson
 import structlog
-from faust.streams import _current_event  # the context Faust's stores read the partition from
 
 from detectors.engine import RiskDetector
 from detectors.events import Source
 from detectors.labels import LabelledExample
 from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
-from streams.applier import Outcome, StateCache, apply_batch
-from streams.changelog import Anchor, ChangelogWriter
+from streams.applier import Outcome, StateCache, Write, apply_batch
+from streams.changelog import ChangelogWriter
 from streams.lane import FastLane
 from streams.merge import EventTimeMerger, Pending, merge_key
 from streams.records import DecodeError, Decoder, dead_letter, decode, not_after
@@ -240,17 +238,6 @@ class Pipeline:
         record = {**example.to_dict(), "customer_id": customer_id}
         await self.training_topic.send(key=customer_id.encode(), value=orjson.dumps(record))
 
-    def _write(self, key: bytes, value: bytes, message: Any) -> None:
-        """Set one key through Faust. The pipeline runs outside Faust's stream iteration, so
-        name the message whose partition the key belongs to: Faust's changelog and stores read
-        ``current_event().message`` from this context."""
-        anchor = Anchor(message)
-        token = _current_event.set(weakref.ref(anchor))  # type: ignore[arg-type]
-        try:
-            self.table[key] = value
-        finally:
-            _current_event.reset(token)
-
     async def _dead_letter(self, message: Any, error: DecodeError) -> None:
         """Write one dead letter, once: a per-partition marker in the table remembers the last
         offset dead-lettered, so a redelivered bad message is not written again."""
@@ -262,7 +249,7 @@ class Pipeline:
         source = Source(message.topic, message.partition, message.offset)
         record = dead_letter(message.value, message.key, source, error, datetime.now(UTC))
         await self.deadletter_topic.send(key=message.key, value=record)
-        self._write(marker, str(message.offset).encode(), message)
+        await self.changelog.write([Write(marker, str(message.offset).encode(), message)])
         self.counters.dead_letters += 1
         log.warning(
             "dead_letter",

@@ -22,20 +22,14 @@ from config.settings import Settings
 from detectors.engine import RiskDetector
 from sinks.redis import RedisLayout
 from streams.demo import processed
-from streams.generator import TRANSACTIONS, GeneratedStream
+from streams.generator import GeneratedStream, as_recorded
 from streams.records import decoders
 from streams.replay import Recorded, ReplayResult, replay
 from streams.topics import ensure_topics
 
 
 def recorded(stream: GeneratedStream, settings: Settings) -> list[Recorded]:
-    topics = settings.topics
-    return [
-        Recorded(
-            topics.transactions if m.stream == TRANSACTIONS else topics.repayments, m.key, m.value
-        )
-        for m in stream.messages
-    ]
+    return as_recorded(stream.messages, settings.topics)
 
 
 def expected(messages: list[Recorded], settings: Settings) -> ReplayResult:

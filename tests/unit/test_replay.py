@@ -5,19 +5,14 @@ from __future__ import annotations
 from config.rules import load_rules
 from config.settings import Topics
 from detectors.engine import RiskDetector
-from streams.generator import generate
+from streams.generator import as_recorded, generate
 from streams.records import decoders
-from streams.replay import Recorded, replay
+from streams.replay import replay
 
 TOPICS = Topics()
 DECODERS = decoders(TOPICS)
 STREAM = generate(customers=25, days=150, seed=5, malformed=4)
-MESSAGES = [
-    Recorded(
-        TOPICS.transactions if m.stream == "transactions" else TOPICS.repayments, m.key, m.value
-    )
-    for m in STREAM.messages
-]
+MESSAGES = as_recorded(STREAM.messages, TOPICS)
 
 
 def _detector() -> RiskDetector:
