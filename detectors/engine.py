@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from config.rules import Rules
 from detectors.alert import Alert, Level, Reason, Trigger, alert_id
-from detectors.events import Event, Source
+from detectors.events import BAD_OUTCOMES, Event, Outcome, OutcomeKind, Source
 from detectors.labels import LabelledExample, features_hash
 from detectors.levels import DAY_MS, LevelPolicy
 from detectors.model import ParamScorer
@@ -77,6 +77,8 @@ class RiskDetector:
             state.late_events += 1
         state.watermark_ms = max(state.watermark_ms, event_ms)
         state.events += 1
+        if isinstance(event, Outcome):
+            state.declared = event.outcome
         for signal in state.signals:
             signal.learn_one(event)
         trigger = Trigger(event.event_id, source.topic, source.partition, source.offset)
@@ -198,12 +200,16 @@ class RiskDetector:
         *,
         snapshot: bool,
     ) -> tuple[LabelledExample, ...]:
-        """Emit the labels that time or going bad decides; keep a scoring snapshot when due."""
-        bad = dpd >= self.rules.model.bad_dpd
-        if state.labels.bad and dpd == 0:
+        """Emit the labels that time or going bad decides; keep a scoring snapshot when due.
+
+        Bad is ``bad_dpd`` days past due or a declared default, write-off or restructuring; a
+        declared cure lifts a declared bad. A closed customer keeps no new snapshots."""
+        declared_bad = state.declared in BAD_OUTCOMES
+        bad = dpd >= self.rules.model.bad_dpd or declared_bad
+        if state.labels.bad and dpd == 0 and not declared_bad:
             state.labels.reset_after_cure()
         examples = tuple(state.labels.observe(now, bad))
-        if snapshot and not bad:
+        if snapshot and not bad and state.declared is not OutcomeKind.CLOSED:
             state.labels.snapshot(now, features)
         return examples
 

@@ -79,4 +79,28 @@ class Repayment:
     outstanding_principal: Decimal | None = None
 
 
-Event = Transaction | Repayment
+class OutcomeKind(StrEnum):
+    """What the bank's own systems declared about a customer."""
+
+    DEFAULT = "default"
+    WRITTEN_OFF = "written_off"
+    RESTRUCTURED = "restructured"
+    CURED = "cured"
+    CLOSED = "closed"
+
+
+BAD_OUTCOMES = frozenset({OutcomeKind.DEFAULT, OutcomeKind.WRITTEN_OFF, OutcomeKind.RESTRUCTURED})
+"""Declared outcomes that make the customer bad for the model, whatever their days past due."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A credit outcome declared by the bank (``ews.outcomes``): a label beside days past due."""
+
+    event_id: str
+    customer_id: str
+    ts: datetime
+    outcome: OutcomeKind
+
+
+Event = Transaction | Repayment | Outcome

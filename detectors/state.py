@@ -11,6 +11,7 @@ import orjson
 from config.rules import ModelRules
 from detectors.base import Signal
 from detectors.conduct import AccountTrends, RepaymentBehaviour
+from detectors.events import OutcomeKind
 from detectors.inflow import RegularInflow
 from detectors.labels import LabelMaturer
 from detectors.levels import AlertState
@@ -55,6 +56,7 @@ class CustomerState:
 
     ``offsets`` holds, per source topic, the offset of the last event applied, so a redelivered
     event is recognised and skipped. ``watermark`` is the largest event time seen (epoch ms).
+    ``declared`` is the latest outcome from ``ews.outcomes``.
     """
 
     customer_id: str
@@ -67,14 +69,17 @@ class CustomerState:
     events: int = 0
     late_events: int = 0
     wake_day: int = 0  # the sweep day this customer is on the agenda for (0: none yet)
+    declared: OutcomeKind | None = None  # the latest outcome the bank declared, if any
 
     @property
     def watermark(self) -> datetime:
         return datetime.fromtimestamp(self.watermark_ms / 1000, tz=UTC)
 
     def encode(self) -> bytes:
+        extra = {} if self.declared is None else {"d": self.declared.value}
         return orjson.dumps(
             {
+                **extra,
                 "v": STATE_VERSION,
                 "c": self.customer_id,
                 "o": self.offsets,
@@ -112,4 +117,5 @@ class CustomerState:
             events=data["n"],
             late_events=data["z"],
             wake_day=data.get("k", 0),
+            declared=OutcomeKind(data["d"]) if "d" in data else None,
         )

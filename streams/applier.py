@@ -15,7 +15,7 @@ partition's own event time, a replay sweeps at exactly the points the live run d
 
 Keys in the store (all in the customer's partition): the customer id for its state;
 ``\\x00agenda:{partition}:{day}`` for a JSON list of customer ids; ``\\x00sweep:{partition}``
-for the last day swept. :attr:`Outcome.writes` lists states, then agendas, then sweep markers,
+for the last day swept. :attr:`BatchResult.writes` lists states, then agendas, then sweep markers,
 each anchored to a message of its partition, so they reach the changelog in that order: a crash
 that persists only a prefix never leaves a sweep marked done without the states it changed.
 """
@@ -53,7 +53,7 @@ class Write:
 
 
 @dataclass(slots=True)
-class Outcome:
+class BatchResult:
     alerts: list[Alert] = field(default_factory=list)
     examples: list[tuple[str, LabelledExample]] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
@@ -109,7 +109,7 @@ def apply_batch(
     get: Callable[[bytes], bytes | None],
     ready: Sequence[Pending],
     cache: StateCache | None = None,
-) -> Outcome:
+) -> BatchResult:
     """Apply ``ready`` (merge order) with the sweeps it drives; ``get`` reads the store. The
     states in ``cache`` are used, changed in place and kept, so a failed batch must clear it."""
     batch = _Batch(detector, get, cache)
@@ -139,7 +139,7 @@ class _Batch:
         self.detector = detector
         self.get = get
         self.cache = cache
-        self.out = Outcome()
+        self.out = BatchResult()
         self.states: dict[str, CustomerState | None] = {}  # None: absent or expired
         self.changed: dict[str, Any] = {}  # customer id -> anchor, in first-change order
         self.agendas: dict[tuple[int, int], list[str]] = {}
@@ -161,7 +161,7 @@ class _Batch:
         self._collect(customer_id, applied)
         self._keep(state, item.partition, state.watermark, item.handle)
 
-    def finish(self) -> Outcome:
+    def finish(self) -> BatchResult:
         writes = self.out.writes
         for customer_id, anchor in self.changed.items():
             state = self.states[customer_id]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from detectors.events import Event, Repayment
+from detectors.events import Event, Outcome, Repayment
 
 TopicPartition = tuple[str, int]
 SortKey = tuple[datetime, int, str]
@@ -28,7 +28,7 @@ SortKey = tuple[datetime, int, str]
 
 def merge_key(event: Event) -> SortKey:
     """Event time, then outcome < repayment < transaction, then ``event_id``."""
-    rank = 1 if isinstance(event, Repayment) else 2
+    rank = 0 if isinstance(event, Outcome) else 1 if isinstance(event, Repayment) else 2
     return (event.ts, rank, event.event_id)
 
 

@@ -34,7 +34,7 @@ from detectors.events import Source
 from detectors.labels import LabelledExample
 from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
-from streams.applier import Outcome, StateCache, Write, apply_batch
+from streams.applier import BatchResult, StateCache, Write, apply_batch
 from streams.changelog import ChangelogWriter
 from streams.lane import FastLane
 from streams.merge import EventTimeMerger, Pending, merge_key
@@ -188,7 +188,7 @@ class Pipeline:
                 trigger=alert.trigger.event_id,
             )
 
-    def _count(self, outcome: Outcome) -> None:
+    def _count(self, outcome: BatchResult) -> None:
         c = self.counters
         c.applied += outcome.applied
         c.skipped += outcome.skipped

@@ -21,6 +21,8 @@ from detectors.events import (
     Channel,
     Direction,
     Event,
+    Outcome,
+    OutcomeKind,
     Repayment,
     RepaymentType,
     Source,
@@ -119,12 +121,25 @@ def decode_repayment(data: dict[str, Any]) -> Repayment:
     )
 
 
+def decode_outcome(data: dict[str, Any]) -> Outcome:
+    return Outcome(
+        event_id=_id(data, "event_id"),
+        customer_id=_id(data, "customer_id"),
+        ts=_time(data, "ts"),
+        outcome=_enum(data, "outcome", OutcomeKind),
+    )
+
+
 Decoder = Callable[[dict[str, Any]], Event]
 
 
 def decoders(topics: Topics) -> dict[str, Decoder]:
     """The contract each input topic carries."""
-    return {topics.transactions: decode_transaction, topics.repayments: decode_repayment}
+    return {
+        topics.transactions: decode_transaction,
+        topics.repayments: decode_repayment,
+        topics.outcomes: decode_outcome,
+    }
 
 
 MAX_CLOCK_SKEW = timedelta(days=1)

@@ -25,7 +25,7 @@ def test_defaults_load() -> None:
     assert s.kafka_idempotent_producer is True
     assert s.topics == Topics()
     assert s.topics.transactions == "ews.transactions"
-    assert s.topics.inputs == ("ews.transactions", "ews.repayments")
+    assert s.topics.inputs == ("ews.transactions", "ews.repayments", "ews.outcomes")
 
 
 def test_every_field_documents_its_variable() -> None:
@@ -60,6 +60,7 @@ def test_topic_prefix_prefixes_every_topic() -> None:
     assert s.topics == Topics(
         transactions="t42.transactions",
         repayments="t42.repayments",
+        outcomes="t42.outcomes",
         notifications="t42.notifications",
         deadletter="t42.deadletter",
         training="t42.training",
