@@ -104,15 +104,21 @@ class StateCache:
         self._states.clear()
 
 
+Trace = Callable[[str, datetime, float], None]
+"""Hears ``(customer_id, scored_at, score)`` after every event applied and every sweep visit."""
+
+
 def apply_batch(
     detector: RiskDetector,
     get: Callable[[bytes], bytes | None],
     ready: Sequence[Pending],
     cache: StateCache | None = None,
+    trace: Trace | None = None,
 ) -> BatchResult:
     """Apply ``ready`` (merge order) with the sweeps it drives; ``get`` reads the store. The
-    states in ``cache`` are used, changed in place and kept, so a failed batch must clear it."""
-    batch = _Batch(detector, get, cache)
+    states in ``cache`` are used, changed in place and kept, so a failed batch must clear it.
+    ``trace``, when given, hears every customer's new score with the time it was scored at."""
+    batch = _Batch(detector, get, cache, trace)
     for item in ready:
         batch.event(item)
     return batch.finish()
@@ -135,10 +141,12 @@ class _Batch:
         detector: RiskDetector,
         get: Callable[[bytes], bytes | None],
         cache: StateCache | None,
+        trace: Trace | None = None,
     ) -> None:
         self.detector = detector
         self.get = get
         self.cache = cache
+        self.trace = trace
         self.out = BatchResult()
         self.states: dict[str, CustomerState | None] = {}  # None: absent or expired
         self.changed: dict[str, Any] = {}  # customer id -> anchor, in first-change order
@@ -159,6 +167,8 @@ class _Batch:
             return
         self.out.applied += 1
         self._collect(customer_id, applied)
+        if self.trace is not None:
+            self.trace(customer_id, item.event.ts, state.score)
         self._keep(state, item.partition, state.watermark, item.handle)
 
     def finish(self) -> BatchResult:
@@ -202,6 +212,8 @@ class _Batch:
                 continue
             self.out.ticks += 1
             self._collect(customer_id, applied)
+            if self.trace is not None:
+                self.trace(customer_id, now, state.score)
             if applied.expired:
                 self.out.expired += 1
                 self.states[customer_id] = None
