@@ -47,9 +47,9 @@ from config.rules import load_rules
 from config.settings import Settings, Topics
 from detectors.engine import RiskDetector
 from streams.demo import local_services, produce, start_worker, stop_process
-from streams.generator import GeneratedMessage, GeneratedStream, as_recorded, generate
+from streams.generator import GeneratedStream, as_recorded, generate
 from streams.records import decoders
-from streams.replay import replay
+from streams.replay import Recorded, replay
 from streams.topics import ensure_topics
 
 MODES = ("limit", "faust-bare", "faust-naive", "pipeline")
@@ -140,7 +140,7 @@ def run_bench(
         base = _variant(settings, "bench", "bench.")
         print(f"ews bench: {broker_name}; producing {len(mix.messages)} events", flush=True)
         asyncio.run(ensure_topics(base))
-        asyncio.run(produce(base, mix.messages))
+        asyncio.run(produce(base, as_recorded(mix.messages, base.topics)))
         for rep in range(options.repeat):
             for mode in options.modes:
                 run = _measure(mode, base, f"{mode}-{rep}", len(mix.messages), workdir)
@@ -347,7 +347,8 @@ async def _offer(
     process: subprocess.Popen[bytes],
     log_path: Path,
 ) -> list[tuple[float, float]]:
-    warmup, measured = mix.messages[:200], mix.messages[200:]
+    messages = as_recorded(mix.messages, settings.topics)
+    warmup, measured = messages[:200], messages[200:]
     await produce(settings, warmup)
     await _wait_committed(settings, len(warmup), process, log_path)
     consumer = AIOKafkaConsumer(
@@ -363,7 +364,7 @@ async def _offer(
     latencies: list[tuple[float, float]] = []  # (sent, latency)
     started = time.time()
 
-    def stamp(index: int, message: GeneratedMessage) -> None:
+    def stamp(index: int, message: Recorded) -> None:
         sent[orjson.loads(message.value)["event_id"]] = time.time()
 
     try:

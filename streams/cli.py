@@ -17,7 +17,7 @@ from config.rules import RulesError, load_rules
 from config.settings import Settings, SettingsError, load_settings
 from sinks.redis import RedisLayout, safe_url
 from streams.logs import configure_logging
-from streams.render import format_alert
+from streams.render import ProgressLine, format_alert, format_figures
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,6 +78,24 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", dest="json_path", help="write the results here")
     bench.add_argument("--broker", choices=("auto", "kafka", "tansu"), default="auto")
     bench.set_defaults(handler=_bench)
+
+    replay = sub.add_parser(
+        "replay", help="run the detectors over a recorded stream, offline or through Kafka"
+    )
+    replay.add_argument("--input", required=True, help="recording (JSON lines)")
+    replay.add_argument("--report", required=True, help="write the alerts and counts here (JSON)")
+    replay.add_argument(
+        "--via-kafka", action="store_true", help="through a broker and a real worker instead"
+    )
+    replay.add_argument("--broker", choices=("auto", "kafka", "tansu"), default="auto")
+    replay.set_defaults(handler=_replay)
+
+    backtest = sub.add_parser("backtest", help="replay a recording and measure it against truth")
+    backtest.add_argument("--input", required=True, help="recording (JSON lines)")
+    backtest.add_argument("--truth", required=True, help="ground truth (JSON lines)")
+    backtest.add_argument("--report", required=True, help="directory for report.json and .html")
+    backtest.add_argument("--challenger", help="a second rules file, run on the same input")
+    backtest.set_defaults(handler=_backtest)
 
     alerts = sub.add_parser("alerts", help="read alerts")
     alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
@@ -155,6 +173,47 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         broker=args.broker,
     )
     return run_bench(settings, options)
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.replaying import replay_file, replay_via_kafka
+
+    try:
+        if args.via_kafka:
+            report = replay_via_kafka(settings, args.input, args.broker)
+        else:
+            report = replay_file(settings, args.input, progress=ProgressLine(args.input))
+    except (OSError, ValueError, RulesError) as exc:
+        print(f"ews replay: {exc}", file=sys.stderr)
+        return 2
+    with open(args.report, "wb") as out:
+        out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    print(
+        f"{report['messages']} messages, {report['dead_letters']} dead letters, "
+        f"{len(report['alerts'])} alerts -> {args.report}"
+    )
+    return 0
+
+
+def _backtest(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.backtest import run_backtest
+
+    try:
+        report = run_backtest(
+            settings,
+            args.input,
+            args.truth,
+            args.report,
+            args.challenger,
+            progress=ProgressLine(args.input),
+        )
+    except (OSError, ValueError, RulesError) as exc:
+        print(f"ews backtest: {exc}", file=sys.stderr)
+        return 2
+    for variant in report["variants"]:
+        print(format_figures(variant))
+    print(f"report: {os.path.join(args.report, 'report.html')}")
+    return 0
 
 
 def _alerts_tail(settings: Settings, args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +31,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from config.settings import Settings
 from sinks.redis import RedisLayout
-from streams.generator import GeneratedMessage, GeneratedStream, generate, input_topic
+from streams.generator import GeneratedStream, as_recorded, generate
 from streams.localstack import RedisServer, Tansu, start_broker
 from streams.render import format_alert
+from streams.replay import Recorded
 from streams.topics import ensure_topics
 
 log = structlog.get_logger(__name__)
@@ -190,18 +191,18 @@ async def _live(
 async def _produce(
     settings: Settings, stream: GeneratedStream, rate: float, progress: Progress
 ) -> None:
-    def sent(index: int, message: GeneratedMessage) -> None:
+    def sent(index: int, message: Recorded) -> None:
         progress.produced = index + 1
 
-    await produce(settings, stream.messages, rate, sent)
+    await produce(settings, as_recorded(stream.messages, settings.topics), rate, sent)
     print(f"-- all {progress.produced} events produced; watching (Ctrl-C to stop)", flush=True)
 
 
 async def produce(
     settings: Settings,
-    messages: Sequence[GeneratedMessage],
+    messages: Iterable[Recorded],
     rate: float | None = None,
-    on_sent: Callable[[int, GeneratedMessage], None] | None = None,
+    on_sent: Callable[[int, Recorded], None] | None = None,
 ) -> None:
     """Send ``messages`` in order to the input topics, at ``rate`` per second if given, and
     flush; ``on_sent`` hears of each message (its index) once the producer has taken it."""
@@ -212,11 +213,10 @@ async def produce(
         **settings.kafka_client_options(),
     )
     await producer.start()
-    topics = settings.topics
     started = time.monotonic()
     try:
         for index, message in enumerate(messages):
-            await producer.send(input_topic(topics, message.stream), message.value, key=message.key)
+            await producer.send(message.topic, message.value, key=message.key)
             if on_sent is not None:
                 on_sent(index, message)
             if rate is not None:

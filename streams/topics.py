@@ -33,6 +33,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str
     partitions = {
         settings.topics.transactions: settings.partitions,
         settings.topics.repayments: settings.partitions,
+        settings.topics.outcomes: settings.partitions,
         settings.topics.notifications: settings.partitions,
         settings.topics.deadletter: settings.partitions,
         settings.topics.training: 1,  # one global model: one trainer consumes it
