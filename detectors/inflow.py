@@ -18,6 +18,10 @@ months of 28 to 31 days, a holiday delay) and vanishes for a customer paid like 
 dispersion starts at ``prior_dispersion * first gap`` and that prior fades as gaps are learned,
 so a short history is not judged by a tolerance it has not earned.
 
+Transfers count as regular income only once their period is at least
+``min_transfer_period_days``: a self-employed customer's client payments, several a month at
+random, are income but not a schedule, and a gap between them is no missing salary.
+
 Days are UTC calendar days of the event time (``date.toordinal``). A credit older than the
 last inflow, beyond the merging window, is ignored: it cannot move a schedule already past it.
 """
@@ -57,6 +61,7 @@ class RegularInflow(Signal):
         amount_fading_factor: float = 0.2,
         dispersion_z: float = 2.5,
         prior_dispersion: float = 0.1,
+        min_transfer_period_days: float = 20.0,
     ) -> None:
         self.min_amount = min_amount
         self.min_inflows = min_inflows
@@ -66,6 +71,7 @@ class RegularInflow(Signal):
         self.amount_fading_factor = amount_fading_factor
         self.dispersion_z = dispersion_z
         self.prior_dispersion = prior_dispersion
+        self.min_transfer_period_days = min_transfer_period_days
         self._reset(from_salary=False)
 
     def _reset(self, *, from_salary: bool) -> None:
@@ -88,13 +94,15 @@ class RegularInflow(Signal):
             "amount_fading_factor": self.amount_fading_factor,
             "dispersion_z": self.dispersion_z,
             "prior_dispersion": self.prior_dispersion,
+            "min_transfer_period_days": self.min_transfer_period_days,
         }
 
     @property
     def established(self) -> bool:
         """Whether enough inflows have been learned to expect the next one."""
-        need = self.min_salary_inflows if self.from_salary else self.min_inflows
-        return self.count >= need
+        if self.from_salary:
+            return self.count >= self.min_salary_inflows
+        return self.count >= self.min_inflows and self.period >= self.min_transfer_period_days
 
     def tolerance(self) -> float:
         """The effective tolerance in days: the floor plus the gaps' dispersion."""

@@ -1,7 +1,7 @@
 """``ews bench``: the pipeline's throughput, latency and memory against its baselines, in one run.
 
 Starts Apache Kafka (else tansu) and redis-server as the demo does, unless ``EWS_KAFKA_BOOTSTRAP``
-/ ``EWS_REDIS_URL`` name existing ones; pre-produces one fixed, seeded event mix (the generator's
+/ ``EWS_REDIS_URL`` name existing ones; pre-produces one fixed, seeded event mix (the simulator's
 transactions and repayments, no malformed messages) to its own topics; then, ``--repeat`` times
 and interleaved so that a noisy neighbour hurts every mode alike, reads the whole mix with:
 
@@ -47,13 +47,13 @@ from config.rules import load_rules
 from config.settings import Settings, Topics
 from detectors.engine import RiskDetector
 from streams.demo import local_services, produce, start_worker, stop_process
-from streams.generator import GeneratedStream, as_recorded, generate
 from streams.records import decoders
 from streams.replay import Recorded, replay
+from streams.simulator import GeneratedStream, as_recorded, generate
 from streams.topics import ensure_topics
 
 MODES = ("limit", "faust-bare", "faust-naive", "pipeline")
-EVENTS_PER_CUSTOMER_DAY = 2.0  # roughly what the generator makes; used to size the mix
+EVENTS_PER_CUSTOMER_DAY = 1.0  # roughly what the simulator makes; used to size the mix
 RUN_TIMEOUT_S = 900.0
 POLL_S = 0.1
 

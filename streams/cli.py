@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     create = topics_sub.add_parser("create", help="create the topics, co-partitioned")
     create.set_defaults(handler=_topics_create)
 
-    demo = sub.add_parser("demo", help="start local services, a worker and a generator")
+    demo = sub.add_parser("demo", help="start local services, a worker and the simulator")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument("--summary-json", help="write the end-of-run summary here")
     demo.add_argument("--customers", type=int, default=50)

@@ -1,8 +1,8 @@
-"""``ews demo``: real local services, a worker, a generator, alerts on screen, a summary at the end.
+"""``ews demo``: local services, a worker, the simulator, alerts on screen, a summary at the end.
 
 Starts Apache Kafka (or tansu where Java/Maven are missing) and redis-server on free ports unless
 ``EWS_KAFKA_BOOTSTRAP`` / ``EWS_REDIS_URL`` point at existing ones, creates the topics, runs one
-``ews worker`` child process, produces the generator's events at ``--rate`` in event-time order,
+``ews worker`` child process, produces the simulator's events at ``--rate`` in event-time order,
 prints every alert as it arrives, and on Ctrl-C or after ``--duration`` waits for the worker to
 catch up, prints a summary (optionally as JSON) and stops everything it started.
 """
@@ -31,10 +31,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from config.settings import Settings
 from sinks.redis import RedisLayout
-from streams.generator import GeneratedStream, as_recorded, generate
 from streams.localstack import RedisServer, Tansu, start_broker
 from streams.render import format_alert
 from streams.replay import Recorded
+from streams.simulator import GeneratedStream, as_recorded, generate
 from streams.topics import ensure_topics
 
 log = structlog.get_logger(__name__)

@@ -22,9 +22,9 @@ from config.settings import Settings
 from detectors.engine import RiskDetector
 from sinks.redis import RedisLayout
 from streams.demo import processed
-from streams.generator import GeneratedStream, as_recorded
 from streams.records import decoders
 from streams.replay import Recorded, ReplayResult, replay
+from streams.simulator import GeneratedStream, as_recorded
 from streams.topics import ensure_topics
 
 

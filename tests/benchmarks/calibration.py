@@ -15,9 +15,9 @@ from config.settings import Topics
 from detectors.calibration import brier, expected_calibration_error, roc_auc
 from detectors.engine import RiskDetector
 from detectors.model import OnlineRiskModel
-from streams.generator import as_recorded, generate
 from streams.records import decoders
 from streams.replay import replay
+from streams.simulator import as_recorded, generate
 
 
 def main(seed: int) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings, load_settings
-from streams.generator import generate
 from streams.localstack import ApacheKafka, RedisServer, free_port
+from streams.simulator import generate
 from tests.support import expected, process_with_worker, recorded
 
 

@@ -12,8 +12,8 @@ import pytest
 from config.rules import DEFAULT_RULES
 from config.settings import load_settings
 from detectors.model import ModelParams
-from streams.generator import generate
 from streams.localstack import ApacheKafka, RedisServer
+from streams.simulator import generate
 from tests.support import (
     WorkerProcess,
     produce,

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from config.settings import Settings, load_settings
-from streams.generator import generate
 from streams.localstack import ApacheKafka, RedisServer
+from streams.simulator import generate
 from tests.support import (
     WorkerProcess,
     committed_total,

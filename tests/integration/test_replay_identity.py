@@ -7,8 +7,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.generator import generate, to_jsonl
 from streams.localstack import ApacheKafka, RedisServer
+from streams.simulator import generate, to_jsonl
 from tests.integration.test_cli import ews
 
 
@@ -19,7 +19,7 @@ def test_offline_and_via_kafka_replays_emit_the_same_alert_ids(
     """Same recording, same rules, learning off: the identical set of alert_ids both ways, and
     the same dead letters; the via-Kafka run uses its own topics on the shared broker."""
     recording = tmp_path / "small.jsonl"
-    to_jsonl(generate(customers=30, days=120, seed=4, malformed=3), recording)
+    to_jsonl(generate(customers=30, days=120, seed=4, malformed=3).messages, recording)
     env = {
         "EWS_KAFKA_BOOTSTRAP": kafka.bootstrap,
         "EWS_REDIS_URL": redis_server.url,

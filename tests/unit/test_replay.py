@@ -9,9 +9,9 @@ import pytest
 from config.rules import load_rules
 from config.settings import Topics
 from detectors.engine import RiskDetector
-from streams.generator import as_recorded, generate, to_jsonl
 from streams.records import decoders
 from streams.replay import Learner, ReplayOrderError, read_recording, replay
+from streams.simulator import as_recorded, generate, to_jsonl
 
 TOPICS = Topics()
 DECODERS = decoders(TOPICS)
@@ -98,5 +98,5 @@ def test_learning_replay_is_deterministic_and_publishes() -> None:
 def test_a_recording_file_reads_back_as_the_messages(tmp_path: Path) -> None:
     """``to_jsonl`` then ``read_recording`` gives the same topic, key and bytes, in order."""
     path = tmp_path / "rec.jsonl"
-    to_jsonl(STREAM, path)
+    to_jsonl(STREAM.messages, path)
     assert list(read_recording(path, TOPICS)) == MESSAGES
