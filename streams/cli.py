@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from typing import Any
 
 import orjson
 import redis
@@ -52,8 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start local services, a worker and the simulator")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument("--summary-json", help="write the end-of-run summary here")
-    demo.add_argument("--customers", type=int, default=50)
-    demo.add_argument("--days", type=int, default=210, help="days of event time to generate")
+    demo.add_argument("--customers", type=int, default=100)
+    demo.add_argument("--days", type=int, default=365, help="days of event time to simulate")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--rate", type=float, default=1000.0, help="events per second")
     demo.add_argument("--malformed", type=int, default=5, help="bad messages to inject")
@@ -78,6 +80,27 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", dest="json_path", help="write the results here")
     bench.add_argument("--broker", choices=("auto", "kafka", "tansu"), default="auto")
     bench.set_defaults(handler=_bench)
+
+    simulate = sub.add_parser(
+        "simulate", help="a synthetic bank's events, to a file or to Kafka, with ground truth"
+    )
+    simulate.add_argument("--customers", type=int, default=10_000)
+    simulate.add_argument("--months", type=int, default=12, help="event-time months (30.4 days)")
+    simulate.add_argument("--seed", type=int, default=7)
+    simulate.add_argument("--start", default="2025-01-01", help="first day (YYYY-MM-DD)")
+    simulate.add_argument("--deteriorating-share", type=float, default=0.12)
+    simulate.add_argument("--recovery-share", type=float, default=0.25)
+    simulate.add_argument(
+        "--malformed-share", type=float, default=0.0005, help="share of broken messages"
+    )
+    simulate.add_argument("--out", help="write a recording here (JSON lines)")
+    simulate.add_argument("--truth", help="write the ground truth here (JSON lines)")
+    simulate.add_argument("--kafka", action="store_true", help="produce to the input topics")
+    simulate.add_argument("--rate", type=float, help="at most this many events per second")
+    simulate.add_argument(
+        "--speedup", type=float, help="event-time seconds per wall second (Kafka only)"
+    )
+    simulate.set_defaults(handler=_simulate)
 
     replay = sub.add_parser(
         "replay", help="run the detectors over a recorded stream, offline or through Kafka"
@@ -173,6 +196,64 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         broker=args.broker,
     )
     return run_bench(settings, options)
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.demo import produce
+    from streams.replay import Recorded
+    from streams.simulator import Simulation, input_topic, simulate, to_jsonl, truth_to_jsonl
+
+    if bool(args.out) == bool(args.kafka):
+        print("ews simulate: give exactly one of --out FILE and --kafka", file=sys.stderr)
+        return 2
+    try:
+        simulation = Simulation(
+            customers=args.customers,
+            days=round(args.months * 30.4),
+            seed=args.seed,
+            deteriorating_share=args.deteriorating_share,
+            recovery_share=args.recovery_share,
+            malformed_share=args.malformed_share,
+            start=date.fromisoformat(args.start),
+        )
+    except ValueError as exc:
+        print(f"ews simulate: {exc}", file=sys.stderr)
+        return 2
+    truth: dict[str, Any] = {}
+    messages = simulate(simulation, truth)
+    if args.out:
+        count = to_jsonl(messages, args.out)
+    else:
+        clock: dict[str, datetime] = {}
+
+        def records() -> Iterator[Recorded]:
+            for message in messages:
+                clock.setdefault("first", message.event_time)
+                clock["now"] = message.event_time
+                yield Recorded(
+                    input_topic(settings.topics, message.stream), message.key, message.value
+                )
+
+        def due_at(index: int, message: Recorded) -> float:
+            return (clock["now"] - clock["first"]).total_seconds() / float(args.speedup)
+
+        sent = [0]
+
+        def counted(index: int, message: Recorded) -> None:
+            sent[0] = index + 1
+
+        asyncio.run(
+            produce(settings, records(), args.rate, counted, due_at if args.speedup else None)
+        )
+        count = sent[0]
+    if args.truth:
+        truth_to_jsonl(truth, args.truth)
+    bad = sum(1 for t in truth.values() if t.first_30dpd is not None)
+    print(
+        f"{count:,} messages from {len(truth):,} customers over {simulation.days} days; "
+        f"{sum(1 for t in truth.values() if t.deteriorates):,} deteriorate, {bad:,} reach 30+ DPD"
+    )
+    return 0
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:

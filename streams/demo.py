@@ -47,8 +47,8 @@ LEVELS_ABOVE_WATCH = {"amber", "red"}
 class DemoOptions:
     duration_s: float | None = None
     summary_json: str | None = None
-    customers: int = 50
-    days: int = 210
+    customers: int = 100
+    days: int = 365
     seed: int = 7
     rate: float = 1000.0
     malformed: int = 5
@@ -203,9 +203,11 @@ async def produce(
     messages: Iterable[Recorded],
     rate: float | None = None,
     on_sent: Callable[[int, Recorded], None] | None = None,
+    due_at: Callable[[int, Recorded], float] | None = None,
 ) -> None:
-    """Send ``messages`` in order to the input topics, at ``rate`` per second if given, and
-    flush; ``on_sent`` hears of each message (its index) once the producer has taken it."""
+    """Send ``messages`` in order to their topics and flush. Message ``i`` goes no earlier than
+    ``i / rate`` seconds after the start, nor than ``due_at(i, message)`` if given (e.g. its
+    event time sped up); ``on_sent`` hears of each once the producer has taken it."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         linger_ms=5,
@@ -219,11 +221,13 @@ async def produce(
             await producer.send(message.topic, message.value, key=message.key)
             if on_sent is not None:
                 on_sent(index, message)
-            if rate is not None:
-                ahead = (index + 1) / rate - (time.monotonic() - started)
-                if ahead > 0.002:
-                    await producer.flush()
-                    await asyncio.sleep(ahead)
+            due = (index + 1) / rate if rate else 0.0
+            if due_at is not None:
+                due = max(due, due_at(index, message))
+            ahead = due - (time.monotonic() - started)
+            if ahead > 0.002:
+                await producer.flush()
+                await asyncio.sleep(ahead)
         await producer.flush()
     finally:
         with suppress(Exception):
@@ -330,7 +334,8 @@ async def _summary(
         "deteriorating_amber_or_red": len(
             {c for c in bad if by_customer.get(c, set()) & LEVELS_ABOVE_WATCH}
         ),
-        "deteriorating_amber_or_red_before_30dpd": len(_warned_before_30dpd(stream, distinct)),
+        "reached_30dpd": sum(1 for t in stream.truth.values() if t.first_30dpd is not None),
+        "amber_or_red_before_30dpd": len(_warned_before_30dpd(stream, distinct)),
         "healthy_customers": len(healthy),
         "healthy_alerted": len(healthy & set(by_customer)),
         "healthy_above_watch": len(
@@ -340,7 +345,7 @@ async def _summary(
 
 
 def _warned_before_30dpd(stream: GeneratedStream, alerts: dict[str, dict[str, Any]]) -> set[str]:
-    """Deteriorating customers with an amber or red alert dated before their first 30+ DPD."""
+    """Customers who reached 30+ DPD with an amber or red alert dated before that day."""
     first_warning: dict[str, str] = {}
     for alert in alerts.values():
         if alert["level"] in LEVELS_ABOVE_WATCH:

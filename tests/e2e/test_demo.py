@@ -45,7 +45,8 @@ def test_demo_on_apache_kafka_meets_the_acceptance(tmp_path: Path) -> None:
     assert s["broker"] == "Apache Kafka"
     assert_consistent(s)
     assert s["malformed_injected"] > 0
-    assert s["deteriorating_amber_or_red"] >= 0.8 * s["deteriorating_customers"]
+    assert s["reached_30dpd"] > 0
+    assert s["amber_or_red_before_30dpd"] >= 0.8 * s["reached_30dpd"]
     assert s["healthy_above_watch"] <= 0.05 * s["healthy_customers"]
     out = (tmp_path / "demo.out").read_text()
     assert "escalated" in out and "score" in out, "alerts must be shown as they arrive"

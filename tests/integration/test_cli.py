@@ -78,7 +78,8 @@ def test_topics_create_customer_show_and_alerts_tail(
         assert created.returncode == 0, created.stderr
         assert f"c{tag}.transactions\t2 partitions" in created.stdout
 
-    messages = recorded(generate(customers=10, days=150, seed=3, malformed=0), settings)
+    stream = generate(customers=10, days=150, seed=3, deteriorating_share=0.5, malformed=0)
+    messages = recorded(stream, settings)
     want = expected(messages, settings)
     process_with_worker(settings, messages, artifacts / "worker.log")
 

@@ -8,7 +8,6 @@ import orjson
 import pytest
 
 from streams.localstack import ApacheKafka, RedisServer
-from streams.simulator import generate, to_jsonl
 from tests.integration.test_cli import ews
 
 
@@ -16,15 +15,19 @@ from tests.integration.test_cli import ews
 def test_offline_and_via_kafka_replays_emit_the_same_alert_ids(
     kafka: ApacheKafka, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    """Same recording, same rules, learning off: the identical set of alert_ids both ways, and
-    the same dead letters; the via-Kafka run uses its own topics on the shared broker."""
+    """A recording from ``ews simulate``; same rules, learning off: the identical set of
+    alert_ids both ways, and the same dead letters; the via-Kafka run uses its own topics on the
+    shared broker."""
     recording = tmp_path / "small.jsonl"
-    to_jsonl(generate(customers=30, days=120, seed=4, malformed=3).messages, recording)
     env = {
         "EWS_KAFKA_BOOTSTRAP": kafka.bootstrap,
         "EWS_REDIS_URL": redis_server.url,
         "EWS_MODEL_LEARNING": "false",
     }
+    simulate = ["simulate", "--customers", "30", "--months", "6", "--seed", "4"]
+    simulate += ["--deteriorating-share", "0.5", "--malformed-share", "0.002"]
+    made = ews(*simulate, "--out", str(recording), env=env)
+    assert made.returncode == 0, made.stderr[-3000:]
     reports = {}
     for via in ("offline", "kafka"):
         report = tmp_path / f"{via}.json"
@@ -36,5 +39,5 @@ def test_offline_and_via_kafka_replays_emit_the_same_alert_ids(
     assert len(offline["alerts"]) >= 10, "the seeded input must raise alerts"
     assert {a["alert_id"] for a in live["alerts"]} == {a["alert_id"] for a in offline["alerts"]}
     assert len(live["alerts"]) == len(offline["alerts"]), "no alert twice on the topic"
-    assert live["dead_letters"] == offline["dead_letters"] == 3
+    assert live["dead_letters"] == offline["dead_letters"] > 0
     assert live["messages"] == offline["messages"]
