@@ -102,6 +102,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.set_defaults(handler=_simulate)
 
+    datasets = sub.add_parser("datasets", help="public data sets as recordings")
+    datasets_sub = datasets.add_subparsers(dest="datasets_command", required=True)
+    taiwan = datasets_sub.add_parser(
+        "taiwan", help="UCI default of credit card clients (Taiwan, 2005) as a recording"
+    )
+    taiwan.add_argument("csv", help="UCI_Credit_Card.csv")
+    taiwan.add_argument("--out", required=True, help="write the recording here (JSON lines)")
+    taiwan.add_argument("--truth", required=True, help="write the truth here (JSON lines)")
+    taiwan.add_argument("--seed", type=int, default=7, help="the customers' order")
+    taiwan.add_argument("--limit", type=int, help="only the first N customers of that order")
+    taiwan.set_defaults(handler=_datasets_taiwan)
+
     replay = sub.add_parser(
         "replay", help="run the detectors over a recorded stream, offline or through Kafka"
     )
@@ -253,6 +265,18 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         f"{count:,} messages from {len(truth):,} customers over {simulation.days} days; "
         f"{sum(1 for t in truth.values() if t.deteriorates):,} deteriorate, {bad:,} reach 30+ DPD"
     )
+    return 0
+
+
+def _datasets_taiwan(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.datasets import write_taiwan
+
+    try:
+        counts = write_taiwan(args.csv, args.out, args.truth, args.seed, args.limit)
+    except (OSError, ValueError) as exc:
+        print(f"ews datasets taiwan: {exc}", file=sys.stderr)
+        return 2
+    print(", ".join(f"{count:,} {name}" for name, count in counts.items()))
     return 0
 
 
