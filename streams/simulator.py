@@ -295,6 +295,13 @@ class _Loan:
 class _Customer:
     """One customer's fixed profile and running state (money in cents)."""
 
+    __slots__ = (
+        "account", "balance", "bills", "bonus", "card", "card_balance", "card_limit",
+        "card_share", "daily_spend", "defaulted", "employer", "full_payer", "id", "income",
+        "limit", "limit_text", "loan", "onset", "path", "pay_day", "profile", "recover_day",
+        "seq", "shock", "speed", "spend_rate", "truth",
+    )  # fmt: skip
+
     def __init__(self, rng: random.Random, n: int, sim: Simulation) -> None:
         self.id = f"c{n:06d}" if sim.customers >= 10_000 else f"c{n:04d}"
         self.account = f"acct-{self.id}"
