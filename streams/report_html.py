@@ -20,11 +20,13 @@ The report it receives::
                 "brier": float | None, "ece": float | None,
                 "roc_curve": [[fpr, tpr], ...],
                 "calibration": [{"low", "high", "mean_predicted", "observed", "count"}, ...]},
+      "customer_score": {...as "score"...},  # per customer at evaluate_at; n 0 without one
+      "labels_learned": int, "alerts": int,
       "levels": {"watch" | "amber" | "red" | "amber_or_red":
                  {"alerts": int, "customers": int,
                   "precision": float | None, "recall": float | None}},
       "lead_time": streams.report_metrics.lead_time_summary(...),
-      "burden": {"alerts_per_1000_per_month": float,
+      "burden": {"warnings": int, "notifications": int, "alerts_per_1000_per_month": float,
                  "healthy_alerts_per_1000_per_month": float,
                  "by_month": [{"month": "YYYY-MM", "watch": int, "amber": int, "red": int}, ...]},
     }
@@ -176,9 +178,9 @@ def _header(report: Mapping[str, Any], variants: list[Mapping[str, Any]]) -> str
 Row = tuple[str, Callable[[Mapping[str, Any]], str]]
 
 
-def _score_rows() -> list[Row]:
+def _score_rows(part: str = "score") -> list[Row]:
     def score(key: str, fmt: Callable[[Any], str]) -> Callable[[Mapping[str, Any]], str]:
-        return lambda f: fmt(_get(f, "score", key))
+        return lambda f: fmt(_get(f, part, key))
 
     return [
         ("ROC AUC", score("roc_auc", _fixed)),
@@ -186,7 +188,7 @@ def _score_rows() -> list[Row]:
         ("Brier score", score("brier", _fixed)),
         ("Expected calibration error", score("ece", _fixed)),
         (
-            "Labels n / positives",
+            "n / positives",
             lambda f: f"{score('n', _count)(f)} / {score('positives', _count)(f)}",
         ),
     ]
@@ -232,8 +234,10 @@ def _burden_rows() -> list[Row]:
 
 
 def _figures_table(variants: list[Mapping[str, Any]]) -> str:
-    groups: list[tuple[str, list[Row]]] = [
-        ("Score", _score_rows()),
+    groups: list[tuple[str, list[Row]]] = [("Score on matured labels", _score_rows())]
+    if any(_number(_get(v, "customer_score", "n")) for v in variants):
+        groups.append(("Customer score just before evaluation", _score_rows("customer_score")))
+    groups += [
         *((f"Level: {LEVEL_NAMES[lv]}", _level_rows(lv)) for lv in LEVELS),
         ("Lead time (bad customers)", _lead_rows()),
         ("Alert burden", _burden_rows()),
