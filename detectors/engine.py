@@ -49,9 +49,19 @@ class RiskDetector:
         self.use_model(model)
 
     def use_model(self, model: ParamScorer | None) -> None:
-        """Score with these published parameters from now on (``None``: scorecard alone)."""
+        """Score with these published parameters from now on (``None``: scorecard alone).
+
+        The model's weight grows with the *negative* labels it has learned: a positive matures
+        as soon as the customer goes bad, a negative only a horizon after its snapshot, so for
+        its first horizon a young model has learned almost nothing but positives and would
+        score everyone as bad."""
         self.model = model
-        self.model_weight = self.rules.model.weight(model.params.n_labels) if model else 0.0
+        if model is None:
+            self.model_weight = 0.0
+            return
+        params = model.params
+        learned = params.n_labels if params.n_negatives is None else params.n_negatives
+        self.model_weight = self.rules.model.weight(learned)
 
     @property
     def model_version(self) -> str:

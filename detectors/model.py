@@ -82,6 +82,7 @@ class ModelParams:
     weights: dict[str, float]
     intercept: float
     calibration: tuple[float, float]
+    n_negatives: int | None = None  # of n_labels; None in parameters published before it
 
     def __post_init__(self) -> None:
         if not isinstance(self.version, str) or not self.version:
@@ -90,6 +91,14 @@ class ModelParams:
             raise ValueError("n_labels: expected an integer")
         if self.n_labels < 0:
             raise ValueError(f"n_labels: must be >= 0, got {self.n_labels}")
+        if self.n_negatives is not None and (
+            isinstance(self.n_negatives, bool)
+            or not isinstance(self.n_negatives, int)
+            or not 0 <= self.n_negatives <= self.n_labels
+        ):
+            raise ValueError(
+                f"n_negatives: expected an integer in [0, n_labels], got {self.n_negatives!r}"
+            )
         if not isinstance(self.feature_names, tuple) or not all(
             isinstance(n, str) and n for n in self.feature_names
         ):
@@ -128,6 +137,7 @@ class ModelParams:
             "weights": dict(self.weights),
             "intercept": self.intercept,
             "calibration": [self.calibration[0], self.calibration[1]],
+            **({} if self.n_negatives is None else {"n_negatives": self.n_negatives}),
         }
 
     def to_json(self) -> bytes:
@@ -142,7 +152,7 @@ class ModelParams:
         missing = [f for f in _PARAM_FIELDS if f not in data]
         if missing:
             raise ValueError(f"model params: missing {', '.join(missing)}")
-        extra = sorted(set(data) - set(_PARAM_FIELDS))
+        extra = sorted(set(data) - set(_PARAM_FIELDS) - {"n_negatives"})
         if extra:
             raise ValueError(f"model params: unknown fields {', '.join(extra)}")
         if data["schema"] != PARAMS_SCHEMA or isinstance(data["schema"], bool):
@@ -171,6 +181,7 @@ class ModelParams:
                 _finite(calibration[0], "calibration.a"),
                 _finite(calibration[1], "calibration.b"),
             ),
+            n_negatives=data.get("n_negatives"),
         )
 
     @classmethod
@@ -283,6 +294,7 @@ class OnlineRiskModel:
         )
         self._names: list[str] = []  # sorted, so the order never depends on the input's order
         self._n = 0
+        self._negatives = 0
 
     @property
     def hyperparams(self) -> dict[str, Any]:
@@ -335,6 +347,7 @@ class OnlineRiskModel:
         self._scaler.learn_one(x)  # type: ignore[no-untyped-call]
         self._lr.learn_one(self._standardised(x), bool(label))
         self._n += 1
+        self._negatives += 0 if label else 1
 
     def params(self, version: str) -> ModelParams:
         """Export everything a :class:`ParamScorer` needs, exactly."""
@@ -348,6 +361,7 @@ class OnlineRiskModel:
             weights={n: float(weights.get(n, 0.0)) for n in self._names},
             intercept=float(self._lr.intercept),
             calibration=(float(self.calibrator.a), float(self.calibrator.b)),
+            n_negatives=self._negatives,
         )
 
     @classmethod
@@ -373,6 +387,7 @@ class OnlineRiskModel:
     def _load_params(self, params: ModelParams) -> None:
         self._names = sorted(params.feature_names)
         self._n = params.n_labels
+        self._negatives = params.n_labels if params.n_negatives is None else params.n_negatives
         for name in self._names:
             self._scaler.counts[name] = params.n_labels
             self._scaler.means[name] = params.means[name]

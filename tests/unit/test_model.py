@@ -529,8 +529,36 @@ def test_fast_probability_is_the_full_score_to_the_last_bit(labels: int) -> None
     from detectors.engine import RiskDetector
 
     detector = RiskDetector(load_rules(), "scorecard-0")
-    detector.use_model(ParamScorer(dataclasses.replace(PARAMS, n_labels=labels)))
+    params = dataclasses.replace(PARAMS, n_labels=labels, n_negatives=labels)
+    detector.use_model(ParamScorer(params))
     assert (detector.model_weight > 0) == (labels > 0)
     for x in probes(5):
         assert detector.probability(x) == detector.score(x).score
         assert detector.scorecard.probability(x) == detector.scorecard.score_one(x).score
+
+
+def test_a_model_that_has_learned_only_positives_gets_no_weight() -> None:
+    """Positives mature at once, negatives a horizon later: a young model that has learned
+    500 positives and no negative must not move the score; old parameters without the count
+    are weighed by their labels as before."""
+    from config.rules import load_rules
+    from detectors.engine import RiskDetector
+
+    model = OnlineRiskModel()
+    for x in probes(1, 500):
+        model.learn_one(x, True)
+    detector = RiskDetector(load_rules(), "scorecard-0")
+    detector.use_model(ParamScorer(model.params("young")))
+    assert model.params("young").n_negatives == 0 and detector.model_weight == 0.0
+    for x in probes(2, 3_000):
+        model.learn_one(x, False)
+    detector.use_model(ParamScorer(model.params("older")))
+    assert detector.model_weight > 0.0
+    legacy = ModelParams.from_json(
+        orjson.dumps({k: v for k, v in model.params("v").to_dict().items() if k != "n_negatives"})
+    )
+    assert legacy.n_negatives is None
+    detector.use_model(ParamScorer(legacy))
+    assert detector.model_weight == detector.rules.model.weight(legacy.n_labels)
+    restored = OnlineRiskModel.from_state(orjson.loads(orjson.dumps(model.to_state())))
+    assert restored.params("v").n_negatives == len(probes(2, 3_000))
