@@ -9,15 +9,18 @@ bounded memory. Within a window the merge is exact; across windows each partitio
 come in event-time order (what ``ews simulate`` and ``ews datasets`` write): an event that would
 have to go before one already applied raises :class:`ReplayOrderError` rather than reorder silently.
 
-With a :class:`Learner` the replay also trains the online model the way the trainer agent does:
-matured examples are scored with the current published model (prequential: before it learns
-them), learned in order, and every ``publish_every`` labels a new version reaches the detector
-between batches. Those are deterministic points, so the same input gives the same alerts.
+Each window's events are applied interleaved across partitions by event time, as a live worker
+receives them. With a :class:`Learner` the replay also trains the online model the way the
+trainer agent does: matured examples are scored with the current published model (prequential:
+before it learns them), learned in order, and every ``publish_every`` labels a new version reaches
+the detector between batches. Those are deterministic points, so the same input gives the same
+alerts, and a version never holds a label that matured after the events it scores.
 """
 
 from __future__ import annotations
 
 import base64
+import heapq
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -186,7 +189,7 @@ class _Run:
     def apply(
         self, result: ReplayResult, learner: Learner | None, trace: Trace | None, keep: bool
     ) -> None:
-        ready = self.merger.pop_ready()
+        ready = _interleave(self.merger.pop_ready())
         self._check_order(ready)
         for start in range(0, len(ready), self.chunk):
             outcome = apply_batch(
@@ -219,6 +222,17 @@ class _Run:
                 self.store.pop(write.key, None)
             else:
                 self.store[write.key] = write.value
+
+
+def _interleave(ready: list[Pending]) -> list[Pending]:
+    """The merger releases partition after partition; apply them interleaved by event time, as
+    a live worker's fetches do, so that what the learner learns from one partition can only
+    reach events of another that come later in event time (no look-ahead in a backtest). Each
+    partition's own order is kept exactly."""
+    by_partition: dict[int, list[Pending]] = {}
+    for item in ready:
+        by_partition.setdefault(item.partition, []).append(item)
+    return list(heapq.merge(*by_partition.values(), key=lambda item: item.sort_key))
 
 
 # --------------------------------------------------------------------------- recordings

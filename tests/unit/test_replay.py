@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,18 @@ def test_a_recording_file_reads_back_as_the_messages(tmp_path: Path) -> None:
     path = tmp_path / "rec.jsonl"
     to_jsonl(STREAM.messages, path)
     assert list(read_recording(path, TOPICS)) == MESSAGES
+
+
+def test_a_learning_replay_never_scores_with_labels_from_the_future() -> None:
+    """Every alert scored by model version lr-N comes at or after the event time at which the
+    N-th label matured, across partitions and windows: a backtest has no look-ahead."""
+    rules = load_rules()
+    eager = dataclasses.replace(rules.model, min_labels=5, full_weight_labels=20)
+    detector = RiskDetector(dataclasses.replace(rules, model=eager), "scorecard-0")
+    learner = Learner(detector, publish_every=5)
+    result = replay(MESSAGES, DECODERS, detector, partitions=3, window=2_000, learner=learner)
+    scored = [a for a in result.alerts if a.model_version.startswith("lr-")]
+    assert scored, "the seeded input must publish a model that scores alerts"
+    for alert in scored:
+        learned = int(alert.model_version.removeprefix("lr-"))
+        assert learner.scored[learned - 1].matured_ts <= alert.event_time
