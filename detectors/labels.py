@@ -5,11 +5,15 @@ one per ``snapshot_every_days``, at most ``max_pending`` held). :meth:`LabelMatu
 turns held snapshots into :class:`LabelledExample`\\ s:
 
 - the customer went bad (e.g. 30+ days past due, or a default declared by the bank) less than
-  ``horizon_days`` after a snapshot: that snapshot is a **positive**, emitted at once, with the
-  delay from snapshot to bad;
-- ``horizon_days`` passed since a snapshot without the customer going bad: a **negative**, stamped
-  as matured at ``snapshot + horizon`` whenever it is observed, so the example does not depend on
-  how often the sweep runs.
+  ``horizon_days`` after a snapshot: that snapshot is a **positive**;
+- ``horizon_days`` passed since a snapshot without the customer going bad: a **negative**.
+
+Either way the example matures, and is emitted, at ``snapshot + horizon`` (stamped so whenever it
+is observed, so the example does not depend on how often the sweep runs). A positive is known
+earlier, but emitting it at once would teach the model every cohort's positives a horizon before
+its negatives: a young model would learn nothing but positives (and score everyone as bad), and
+an old one would always lean toward the newest positives. Held until its horizon, each snapshot
+cohort reaches the trainer whole, in snapshot order.
 
 Once bad, the maturer keeps no new snapshots until :meth:`LabelMaturer.reset_after_cure`. Call
 ``observe`` before ``snapshot`` at each scoring, so matured snapshots leave before a new one
@@ -173,6 +177,7 @@ class LabelMaturer:
         self.pending: list[
             tuple[int, list[float]]
         ] = []  # (snapshot epoch ms, values), oldest first
+        self.positive: set[int] = set()  # held snapshots already known to be positives
         self.last_snapshot_ms: int | None = None
         self.bad = False
         self.dropped = 0  # snapshots pushed out because max_pending were held
@@ -216,6 +221,7 @@ class LabelMaturer:
         values = [self.quantise(features.get(name, 0.0)) for name in self.feature_names]
         if len(self.pending) >= self.max_pending:
             del self.pending[: len(self.pending) - self.max_pending + 1]
+            self.positive &= {ts for ts, _ in self.pending}
             self.dropped += 1
         self.pending.append((now_ms, values))
         self.last_snapshot_ms = now_ms
@@ -224,22 +230,25 @@ class LabelMaturer:
     def observe(self, now: datetime, bad: bool) -> list[LabelledExample]:
         """Mature what ``now`` decides, oldest first.
 
-        Snapshots at least ``horizon_days`` old become negatives (matured at snapshot + horizon,
-        even if the customer is bad now: they matured before). If ``bad``, every other held
-        snapshot becomes a positive matured ``now``, and snapshotting stops until
-        :meth:`reset_after_cure`.
+        Snapshots at least ``horizon_days`` old become examples matured at snapshot + horizon:
+        positive if the customer went bad within the horizon, else negative. If ``bad``, every
+        other held snapshot is marked positive (emitted at its own horizon), and snapshotting
+        stops until :meth:`reset_after_cure`.
         """
         now_ms = _to_ms(now)
         out: list[LabelledExample] = []
         keep: list[tuple[int, list[float]]] = []
         for ts_ms, values in self.pending:
             if now_ms - ts_ms >= self._horizon_ms:
-                out.append(self._example(ts_ms, ts_ms + self._horizon_ms, values, False))
-            elif bad:
-                out.append(self._example(ts_ms, max(now_ms, ts_ms), values, True))
-            else:
-                keep.append((ts_ms, values))
+                label = ts_ms in self.positive
+                out.append(self._example(ts_ms, ts_ms + self._horizon_ms, values, label))
+                continue
+            if bad:
+                self.positive.add(ts_ms)
+            keep.append((ts_ms, values))
         self.pending = keep
+        if len(self.positive) > len(keep):
+            self.positive &= {ts for ts, _ in keep}
         if bad:
             self.bad = True
         return out
@@ -278,7 +287,7 @@ class LabelMaturer:
         for ts, values in self.pending:  # a held snapshot never changes: compact it once
             if ts not in compacted:
                 compacted[ts] = [_compact(v) for v in values]
-            rows.append([ts, compacted[ts]])
+            rows.append([ts, compacted[ts], 1] if ts in self.positive else [ts, compacted[ts]])
         state: dict[str, Any] = {"k": self._fingerprint, "p": rows}
         implied = self.pending[-1][0] if self.pending else None
         if self.last_snapshot_ms != implied:
@@ -292,7 +301,8 @@ class LabelMaturer:
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`to_state`. Held snapshots from another feature set are discarded."""
         try:
-            pending = [(int(ts), [float(v) for v in values]) for ts, values in state["p"]]
+            pending = [(int(row[0]), [float(v) for v in row[1]]) for row in state["p"]]
+            positive = {int(row[0]) for row in state["p"] if len(row) > 2 and row[2]}
             if "t" in state:
                 last = state["t"]
                 self.last_snapshot_ms = None if last is None else int(last)
@@ -305,11 +315,12 @@ class LabelMaturer:
             raise ValueError(f"bad label maturer state: {exc!r}") from None
         self._compacted = {}
         if fingerprint != self._fingerprint:
-            self.pending = []
+            self.pending, self.positive = [], set()
             return
         if any(len(values) != len(self.feature_names) for _, values in pending):
             raise ValueError("bad label maturer state: snapshot length differs from feature_names")
         self.pending = pending[-self.max_pending :]
+        self.positive = positive & {ts for ts, _ in self.pending}
 
 
 def _compact(value: float) -> float | int:

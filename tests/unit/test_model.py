@@ -368,17 +368,32 @@ def snapshot_features(rng: random.Random) -> dict[str, float]:
     return x
 
 
-def test_positive_is_emitted_as_soon_as_the_customer_goes_bad() -> None:
-    """A snapshot one day before going bad becomes a positive right away, delay one day."""
+def test_a_positive_is_held_until_its_horizon_like_a_negative() -> None:
+    """Going bad a day after a snapshot marks it positive, but it is emitted, matured, at
+    snapshot + horizon, so each cohort's positives reach the trainer with its negatives."""
     maturer = LabelMaturer(NAMES)
     x = snapshot_features(random.Random(20))
     assert maturer.snapshot(START, x)
     assert maturer.observe(START + DAY, bad=False) == []
-    (example,) = maturer.observe(START + DAY, bad=True)
-    assert example.label is True and example.delay_days == 1.0
-    assert example.snapshot_ts == START and example.matured_ts == START + DAY
+    assert maturer.observe(START + DAY, bad=True) == []
+    assert maturer.observe(START + 89 * DAY, bad=True) == []
+    (example,) = maturer.observe(START + 95 * DAY, bad=False)  # cured by then: still positive
+    assert example.label is True and example.delay_days == 90.0
+    assert example.snapshot_ts == START and example.matured_ts == START + 90 * DAY
     assert example.features == {n: maturer.quantise(x.get(n, 0.0)) for n in NAMES}
     assert maturer.pending == []
+
+
+def test_a_held_positive_survives_the_state_encoding() -> None:
+    """The positive mark is part of the exact state: a restarted worker emits the same label."""
+    maturer = LabelMaturer(NAMES)
+    maturer.snapshot(START, {"dpd": 1.0})
+    maturer.observe(START + 10 * DAY, bad=True)
+    restored = LabelMaturer(NAMES)
+    restored.load_state(orjson.loads(orjson.dumps(maturer.to_state())))
+    assert restored.to_state() == maturer.to_state()
+    ((_, label),) = [(e.snapshot_ts, e.label) for e in restored.observe(START + 90 * DAY, True)]
+    assert label is True
 
 
 def test_negative_only_once_the_horizon_has_passed() -> None:
@@ -398,13 +413,14 @@ def test_bad_after_an_unobserved_horizon_splits_old_and_new_snapshots() -> None:
     for day in (0, 30, 60, 90):
         assert maturer.snapshot(START + day * DAY, {"dpd": float(day)})
     examples = maturer.observe(START + 100 * DAY, bad=True)
-    assert [(e.snapshot_ts, e.label) for e in examples] == [
-        (START, False),
+    assert [(e.snapshot_ts, e.label) for e in examples] == [(START, False)]
+    later = maturer.observe(START + 200 * DAY, bad=False)
+    assert [(e.snapshot_ts, e.label) for e in later] == [
         (START + 30 * DAY, True),
         (START + 60 * DAY, True),
         (START + 90 * DAY, True),
     ]
-    assert examples[1].delay_days == 70.0
+    assert later[0].matured_ts == START + 120 * DAY
 
 
 def test_snapshots_are_spaced_and_bounded() -> None:
@@ -413,7 +429,8 @@ def test_snapshots_are_spaced_and_bounded() -> None:
     kept = [day for day in range(0, 200) if maturer.snapshot(START + day * DAY, {"dpd": day})]
     assert kept == [0, 30, 60, 90, 120, 150, 180]
     assert len(maturer.pending) == 4 and maturer.dropped == 3
-    assert [e.features["dpd"] for e in maturer.observe(START + 200 * DAY, True)] == [
+    assert maturer.observe(START + 200 * DAY, True) == []
+    assert [e.features["dpd"] for e in maturer.observe(START + 1200 * DAY, True)] == [
         90.0,
         120.0,
         150.0,
@@ -436,9 +453,9 @@ def test_no_snapshots_while_bad_until_reset() -> None:
     """A bad customer is not snapshotted; after reset_after_cure the next scoring is."""
     maturer = LabelMaturer(NAMES)
     maturer.snapshot(START, {})
-    assert len(maturer.observe(START + 10 * DAY, bad=True)) == 1
+    assert maturer.observe(START + 10 * DAY, bad=True) == []
     assert not maturer.snapshot(START + 100 * DAY, {})
-    assert maturer.observe(START + 101 * DAY, bad=True) == []
+    assert len(maturer.observe(START + 101 * DAY, bad=True)) == 1
     maturer.reset_after_cure()
     assert maturer.snapshot(START + 102 * DAY, {})
     assert not maturer.snapshot(START + 103 * DAY, {})
@@ -484,7 +501,7 @@ def test_labelled_example_wire_round_trip_and_hash() -> None:
     """Examples survive the training topic's JSON; the hash ignores key order and int/float."""
     maturer = LabelMaturer(NAMES)
     maturer.snapshot(START + timedelta(milliseconds=5), snapshot_features(random.Random(23)))
-    (example,) = maturer.observe(START + 3 * DAY, bad=True)
+    (example,) = maturer.observe(START + 93 * DAY, bad=True)
     wire = orjson.loads(orjson.dumps({"customer_id": "c1", **example.to_dict()}))
     assert wire["snapshot_ts"] == "2025-01-01T00:00:00.005Z"
     back = LabelledExample.from_dict(wire)

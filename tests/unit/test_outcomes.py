@@ -71,14 +71,16 @@ def _labels(messages: list[Recorded]) -> list[tuple[float, bool]]:
     return [(example.delay_days, example.label) for _, example in result.examples]
 
 
-def test_a_declared_default_turns_held_snapshots_into_positives_at_once() -> None:
-    """Without an outcome, snapshots wait for the horizon; a default labels them positive now."""
+def test_a_declared_default_makes_held_snapshots_positives() -> None:
+    """Without an outcome, the snapshots of a quiet customer mature negative; with a declared
+    default (and no days past due at all) every held one matures positive at its horizon."""
     spends = monthly_spends("c1", 3)  # snapshots at days 0, 30, 60
     declared_at = START + timedelta(days=75, hours=12)
-    assert _labels(spends) == []
-    labels = _labels([*spends, outcome("c1", declared_at, "default")])
+    after = spend("c1", START + timedelta(days=200))
+    assert [label for _, label in _labels([*spends, after])] == [False, False, False]
+    labels = _labels([*spends, outcome("c1", declared_at, "default"), after])
     assert [label for _, label in labels] == [True, True, True]
-    assert [round(delay) for delay, _ in labels] == [75, 45, 15]
+    assert [round(delay) for delay, _ in labels] == [90, 90, 90]
 
 
 def test_a_cure_lifts_a_declared_default_and_snapshots_resume() -> None:
@@ -92,7 +94,8 @@ def test_a_cure_lifts_a_declared_default_and_snapshots_resume() -> None:
     ]
     state = replay(cured, DECODERS, detector, 1).states["c1"]
     assert state.declared is OutcomeKind.CURED
-    assert len(state.labels.pending) == 1  # the day-20 snapshot
+    held = [ts for ts, _ in state.labels.pending]
+    assert len(held) == 2 and state.labels.positive == {held[0]}  # day 0 positive, day 20 new
     closed = [outcome("c2", START, "closed"), *monthly_spends("c2", 2)]
     state = replay(closed, DECODERS, detector, 1).states["c2"]
     assert state.declared is OutcomeKind.CLOSED and state.labels.pending == []
