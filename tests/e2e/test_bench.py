@@ -27,7 +27,7 @@ def test_bench_smoke_reports_every_mode(tmp_path: Path) -> None:
             "streams.cli",
             "bench",
             "--events",
-            "30000",
+            "60000",
             "--customers",
             "1000",
             "--repeat",

@@ -41,6 +41,9 @@ LONG_STREAM = generate(customers=60, days=180, seed=12, malformed=6)
 
 
 def isolated_settings(kafka: ApacheKafka, redis_server: RedisServer, **extra: object) -> Settings:
+    """Learning off unless asked: live equals replay only with the model pinned or not learning
+    (a restarted worker re-emits the labels of its uncommitted events, and the trainer publishes
+    whenever it has learned enough; see DESIGN.md, "Time")."""
     tag = uuid.uuid4().hex[:8]
     return load_settings(
         {},
@@ -50,7 +53,7 @@ def isolated_settings(kafka: ApacheKafka, redis_server: RedisServer, **extra: ob
         app_id=f"ews-t{tag}",
         redis_prefix=f"t{tag}:",
         partitions=3,
-        **extra,
+        **{"model_learning": False, **extra},
     )
 
 
