@@ -38,10 +38,13 @@ def assert_consistent(s: dict[str, Any]) -> None:
 
 @pytest.mark.kafka
 def test_demo_on_apache_kafka_meets_the_acceptance(tmp_path: Path) -> None:
-    """60 s demo: all events processed, alerts equal in Redis and on the topic, DLQ = injected."""
+    """60 s demo, 200 simulated customers over a year: all events processed, alerts equal in
+    Redis and on the topic, DLQ = injected, 80 % of those who reach 30+ DPD warned before."""
     if not java_and_maven_available():
         pytest.skip("Java or Maven not found")
-    s = run_demo(tmp_path, "--duration", "60", "--broker", "kafka")
+    s = run_demo(
+        tmp_path, "--duration", "60", "--broker", "kafka", "--customers", "200", "--rate", "3000"
+    )
     assert s["broker"] == "Apache Kafka"
     assert_consistent(s)
     assert s["malformed_injected"] > 0
