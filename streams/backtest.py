@@ -35,9 +35,8 @@ from config.settings import Settings
 from detectors.alert import Alert, AlertKind, Level
 from detectors.calibration import brier, expected_calibration_error, roc_auc
 from detectors.engine import RiskDetector
-from streams.records import decoders
-from streams.replay import Learner, ReplayResult, read_recording, replay
-from streams.replaying import detector_for
+from streams.replay import Learner, ReplayResult
+from streams.replaying import detector_for, replay_recording
 from streams.report_html import render_html
 from streams.report_metrics import (
     average_precision,
@@ -48,8 +47,12 @@ from streams.report_metrics import (
 
 DAYS_PER_MONTH = 365.25 / 12
 WARNINGS = frozenset({AlertKind.RAISED, AlertKind.ESCALATED})
-LEVELS = {"watch": {Level.WATCH}, "amber": {Level.AMBER}, "red": {Level.RED}}
-LEVELS["amber_or_red"] = {Level.AMBER, Level.RED}
+LEVELS = {
+    "watch": {Level.WATCH},
+    "amber": {Level.AMBER},
+    "red": {Level.RED},
+    "amber_or_red": {Level.AMBER, Level.RED},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,17 +135,7 @@ def run_backtest(
     for name, rules_file in variants:
         observer = _Observer(truth)
         detector, learner = detector_for(settings, rules_file)
-        result = replay(
-            read_recording(input_path, settings.topics),
-            decoders(settings.topics),
-            detector,
-            settings.partitions,
-            settings.max_message_bytes,
-            learner=learner,
-            trace=observer,
-            progress=progress,
-            keep=False,
-        )
+        result = replay_recording(settings, input_path, detector, learner, observer, progress)
         figures.append(variant_figures(name, detector, result, learner, truth, observer))
         summary = _input_summary(input_path, result, truth, observer)
     report = {"input": summary, "variants": figures}

@@ -27,9 +27,10 @@ from config.rules import load_rules
 from config.settings import Settings, Topics
 from detectors.engine import RiskDetector
 from detectors.model import ModelParams, ParamScorer
+from streams.applier import Trace
 from streams.demo import local_services, processed, produce, start_worker, stop_process
 from streams.records import decoders
-from streams.replay import Learner, read_recording, replay
+from streams.replay import Learner, ReplayResult, read_recording, replay
 from streams.topics import ensure_topics
 
 CATCH_UP_S_PER_MESSAGE = 0.002
@@ -51,20 +52,34 @@ def detector_for(
     return detector, Learner(detector, settings.model_publish_every)
 
 
-def replay_file(
-    settings: Settings, path: str | Path, progress: Callable[[int], None] | None = None
-) -> dict[str, Any]:
-    detector, learner = detector_for(settings)
-    result = replay(
+def replay_recording(
+    settings: Settings,
+    path: str | Path,
+    detector: RiskDetector,
+    learner: Learner | None,
+    trace: Trace | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ReplayResult:
+    """A recording through the worker's code with these settings, in bounded memory (the final
+    states and the examples are not kept)."""
+    return replay(
         read_recording(path, settings.topics),
         decoders(settings.topics),
         detector,
         settings.partitions,
         settings.max_message_bytes,
         learner=learner,
+        trace=trace,
         progress=progress,
         keep=False,
     )
+
+
+def replay_file(
+    settings: Settings, path: str | Path, progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
+    detector, learner = detector_for(settings)
+    result = replay_recording(settings, path, detector, learner, progress=progress)
     return {
         "path": str(path),
         "via": "offline",
