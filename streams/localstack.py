@@ -396,9 +396,14 @@ def _maven_copy_dependencies(mvn: str, outdir: Path, kafka_version: str) -> None
     )
 
 
-def _new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes as 22 characters of unpadded base64url."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes as 22 characters of unpadded base64url, never starting
+    with ``-`` (the storage tool would read it as an option; Kafka's ``Uuid.randomUuid`` skips
+    those for the same reason)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 _LOG4J2_PROPERTIES = """\
@@ -522,7 +527,7 @@ class ApacheKafka(LocalService):
         (self.workdir / "server.properties").write_text(self._server_properties(), "utf-8")
         if (self.data_dir / "meta.properties").is_file():
             return  # formatted by an earlier start: keep the data
-        cluster_id = _new_cluster_id()
+        cluster_id = new_cluster_id()
         argv = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
                           "-c", str(self.workdir / "server.properties"))  # fmt: skip
         done = subprocess.run(

@@ -26,6 +26,7 @@ from streams.localstack import (
     Tansu,
     free_port,
     java_and_maven_available,
+    new_cluster_id,
     start_broker,
 )
 
@@ -164,3 +165,10 @@ def test_start_broker_rejects_unknown_preference(tmp_path: Path) -> None:
 def test_free_port_is_bindable() -> None:
     """free_port returns a loopback port nothing listens on."""
     assert _port_is_free(free_port())
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    """One id in 64 would start with '-', which the storage tool reads as an option."""
+    ids = [new_cluster_id() for _ in range(2_000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 for i in ids) and len(set(ids)) == len(ids)
