@@ -249,15 +249,8 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         def due_at(index: int, message: Recorded) -> float:
             return (clock["now"] - clock["first"]).total_seconds() / float(args.speedup)
 
-        sent = [0]
-
-        def counted(index: int, message: Recorded) -> None:
-            sent[0] = index + 1
-
-        asyncio.run(
-            produce(settings, records(), args.rate, counted, due_at if args.speedup else None)
-        )
-        count = sent[0]
+        pace = due_at if args.speedup else None
+        count = asyncio.run(produce(settings, records(), args.rate, due_at=pace))
     if args.truth:
         truth_to_jsonl(truth, args.truth)
     bad = sum(1 for t in truth.values() if t.first_30dpd is not None)

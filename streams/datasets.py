@@ -44,6 +44,8 @@ from typing import Any
 
 import orjson
 
+from streams.replay import STREAM_RANK
+
 BASE = datetime(2000, 1, 1, tzinfo=UTC)
 """April 1st of the first customer in the seeded order."""
 MONTH = timedelta(days=30)
@@ -52,7 +54,6 @@ STATEMENT_AFTER = timedelta(days=20)
 CUSTOMER_STEP = timedelta(hours=1)
 CURRENCY = "TWD"
 _INSTALMENT_OFFSET = 10  # instalment numbers stay positive for arrears from before April
-_RANK = {"outcomes": 0, "repayments": 1, "transactions": 2}
 
 # Chronological columns: April (index 0) to September (index 5).
 PAY_COLUMNS = ("PAY_6", "PAY_5", "PAY_4", "PAY_3", "PAY_2", "PAY_0")
@@ -94,7 +95,7 @@ class Message:
 
     @property
     def sort_key(self) -> tuple[datetime, int, str]:
-        return (self.ts, _RANK[self.stream], self.event_id)
+        return (self.ts, STREAM_RANK[self.stream], self.event_id)
 
     def __lt__(self, other: Message) -> bool:
         return self.sort_key < other.sort_key

@@ -204,10 +204,10 @@ async def produce(
     rate: float | None = None,
     on_sent: Callable[[int, Recorded], None] | None = None,
     due_at: Callable[[int, Recorded], float] | None = None,
-) -> None:
-    """Send ``messages`` in order to their topics and flush. Message ``i`` goes no earlier than
-    ``i / rate`` seconds after the start, nor than ``due_at(i, message)`` if given (e.g. its
-    event time sped up); ``on_sent`` hears of each once the producer has taken it."""
+) -> int:
+    """Send ``messages`` in order to their topics and flush; return how many. Message ``i`` goes
+    no earlier than ``i / rate`` seconds after the start, nor than ``due_at(i, message)`` if
+    given (e.g. its event time sped up); ``on_sent`` hears of each once the producer has it."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         linger_ms=5,
@@ -216,6 +216,7 @@ async def produce(
     )
     await producer.start()
     started = time.monotonic()
+    sent = 0
     try:
         for index, message in enumerate(messages):
             await producer.send(message.topic, message.value, key=message.key)
@@ -228,11 +229,13 @@ async def produce(
             if ahead > 0.002:
                 await producer.flush()
                 await asyncio.sleep(ahead)
+            sent = index + 1
         await producer.flush()
     finally:
         with suppress(Exception):
             await producer.flush()
         await producer.stop()
+    return sent
 
 
 async def _show(settings: Settings, progress: Progress) -> None:

@@ -41,6 +41,8 @@ from streams.records import DecodeError, Decoder, decode, not_after
 
 STREAMS = ("transactions", "repayments", "outcomes")
 """The ``stream`` names of a recording, one per input topic."""
+STREAM_RANK = {"outcomes": 0, "repayments": 1, "transactions": 2}
+"""Ties in event time go in this order, as in :func:`streams.merge.merge_key`."""
 
 
 @dataclass(frozen=True, slots=True)

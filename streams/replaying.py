@@ -108,8 +108,7 @@ def replay_via_kafka(
             redis_prefix=f"ews-{run}:",
         )
         asyncio.run(ensure_topics(settings))
-        total = sum(1 for _ in read_recording(path, settings.topics))
-        asyncio.run(produce(settings, read_recording(path, settings.topics)))
+        total = asyncio.run(produce(settings, read_recording(path, settings.topics)))
         worker = start_worker(settings, workdir / "worker.log")
         stack.callback(stop_process, worker)
         _wait_committed(settings, total, worker, workdir / "worker.log")

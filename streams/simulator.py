@@ -54,7 +54,7 @@ from typing import Any
 import orjson
 
 from config.settings import Topics
-from streams.replay import Recorded
+from streams.replay import STREAM_RANK, Recorded
 
 TRANSACTIONS = "transactions"
 REPAYMENTS = "repayments"
@@ -79,7 +79,6 @@ MALFORMED_KINDS = (
 _PROFILE_WEIGHTS = (58, 12, 10, 20)
 SPEND_OVERHEAD = 1.45  # spending per planned unit: ATM cash, large purchases, travel, December
 _PATH_WEIGHTS = (35, 30, 15, 20)
-_RANK = {OUTCOMES: 0, REPAYMENTS: 1, TRANSACTIONS: 2}
 _DAY = 86_400
 _FEE = 15_00  # a returned direct debit, in cents
 _MERCHANTS = (  # (mcc, counterparty, weight)
@@ -97,13 +96,15 @@ _TRAVEL = (("4511", "airline"), ("7011", "hotel"))
 
 @dataclass(frozen=True, slots=True)
 class GeneratedMessage:
-    """One Kafka message: logical stream, key (customer id, UTF-8) and value bytes."""
+    """One Kafka message: logical stream, key (customer id, UTF-8) and value bytes; ``sort_id``
+    (the event id) breaks ties of the merge order."""
 
     stream: str
     key: bytes
     value: bytes
     event_time: datetime
-    malformed: bool
+    sort_id: str
+    malformed: bool = False
 
 
 @dataclass(slots=True)
@@ -203,37 +204,23 @@ def simulate(sim: Simulation, truth: dict[str, CustomerTruth]) -> Iterator[Gener
         truth[customer.id] = customer.truth
     epoch = _midnight(sim.start)
     malformed_days = _spread(sim.malformed, sim.days)
-    broken = 0
+    broken = 0  # malformed messages so far: numbers them and cycles their kinds
     for index in range(sim.days):
         day = sim.start + timedelta(days=index)
         today = _Day(index, day, epoch + timedelta(days=index), rng)
         for customer in bank:
             customer.live(today)
-        today.rng, today.bad = breaker, broken
         bad = malformed_days.get(index, 0)
         if sim.malformed_share > 0:
             bad += _binomial(breaker, len(today.out), sim.malformed_share)
         for _ in range(bad):
-            today.add_malformed(breaker.choice(bank).id)
-        broken = today.bad
-        today.out.sort(key=lambda m: (m.event_time, _RANK[m.stream], m.sort_id))
-        for message in today.out:
-            yield GeneratedMessage(
-                message.stream, message.key, message.value, message.event_time, message.malformed
-            )
+            broken += 1
+            today.add_malformed(breaker, breaker.choice(bank).id, broken)
+        today.out.sort(key=lambda m: (m.event_time, STREAM_RANK[m.stream], m.sort_id))
+        yield from today.out
 
 
 # --------------------------------------------------------------------------- one day
-
-
-@dataclass(slots=True)
-class _Message:
-    stream: str
-    key: bytes
-    value: bytes
-    event_time: datetime
-    sort_id: str
-    malformed: bool = False
 
 
 class _Day:
@@ -247,8 +234,7 @@ class _Day:
         self.text = day.isoformat()
         self.weekend = day.weekday() >= 5
         self.season = 1.3 if day.month == 12 else 1.0
-        self.out: list[_Message] = []
-        self.bad = 0
+        self.out: list[GeneratedMessage] = []
 
     def at(self, second: int) -> tuple[str, datetime]:
         second = min(max(second, 0), _DAY - 1)
@@ -261,18 +247,21 @@ class _Day:
         payload["ts"] = ts
         body = {"schema_version": SCHEMA_VERSION, **payload}
         self.out.append(
-            _Message(stream, customer_id.encode(), orjson.dumps(body), moment, payload["event_id"])
+            GeneratedMessage(
+                stream, customer_id.encode(), orjson.dumps(body), moment, payload["event_id"]
+            )
         )
 
-    def add_malformed(self, customer_id: str) -> None:
-        self.bad += 1
-        kind = MALFORMED_KINDS[self.bad % len(MALFORMED_KINDS)]
-        stream = TRANSACTIONS if self.bad % 2 else REPAYMENTS
-        second = self.rng.randint(9 * 3600, 17 * 3600)
-        ts, moment = self.at(second)
-        event_id = f"bad-{customer_id}-{self.text}-{self.bad}"
+    def add_malformed(self, rng: random.Random, customer_id: str, number: int) -> None:
+        """Broken message ``number`` (from 1): kinds in turn, streams alternating."""
+        kind = MALFORMED_KINDS[number % len(MALFORMED_KINDS)]
+        stream = TRANSACTIONS if number % 2 else REPAYMENTS
+        ts, moment = self.at(rng.randint(9 * 3600, 17 * 3600))
+        event_id = f"bad-{customer_id}-{self.text}-{number}"
         value = _break(kind, stream, _plausible(stream, customer_id, event_id, ts), moment)
-        self.out.append(_Message(stream, customer_id.encode(), value, moment, event_id, True))
+        self.out.append(
+            GeneratedMessage(stream, customer_id.encode(), value, moment, event_id, True)
+        )
 
 
 # --------------------------------------------------------------------------- customers
