@@ -8,6 +8,12 @@ partition has nothing buffered, for as long as that topic is known to have more 
 (up to ``max_wait_s``) or, when it is caught up, for ``idle_s``. With every topic buffered the
 order is exact, so the live worker applies events in the order a replay does.
 
+A message that failed to decode goes through the buffer too (:func:`undecodable`): it has no
+event time, so it leaves as soon as it is at the head of its topic partition, never before an
+earlier message of it. The worker acks what leaves, so its acks stay in offset order per topic
+partition, which Faust's commit needs: it commits up to the first run of acked offsets, whatever
+lies before it.
+
 Pure apart from the two callables it is given: the clock (monotonic seconds) and the consumer's
 highwater for a topic partition.
 """
@@ -17,13 +23,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from detectors.events import Event, Outcome, Repayment
 
 TopicPartition = tuple[str, int]
 SortKey = tuple[datetime, int, str]
+UNDECODABLE: SortKey = (datetime.min.replace(tzinfo=UTC), -1, "")
+"""Before every event: an undecodable message leaves once it heads its topic partition."""
 
 
 def merge_key(event: Event) -> SortKey:
@@ -34,7 +42,8 @@ def merge_key(event: Event) -> SortKey:
 
 @dataclass(slots=True)
 class Pending:
-    """A decoded event waiting in the merge buffer; ``handle`` is the broker message to ack."""
+    """A message waiting in the merge buffer: a decoded ``event``, or (``event`` None) one that
+    failed to decode with its ``error``. ``handle`` is the broker message to ack."""
 
     sort_key: SortKey
     topic: str
@@ -42,6 +51,11 @@ class Pending:
     offset: int
     event: Any
     handle: Any
+    error: Any = None
+
+
+def undecodable(topic: str, partition: int, offset: int, handle: Any, error: Any) -> Pending:
+    return Pending(UNDECODABLE, topic, partition, offset, None, handle, error)
 
 
 class EventTimeMerger:
@@ -61,6 +75,7 @@ class EventTimeMerger:
         self._buffers: dict[TopicPartition, deque[Pending]] = {}
         self._last_offset: dict[TopicPartition, int] = {}
         self._empty_since: dict[TopicPartition, float] = {}
+        self._turn = 0
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._buffers.values())
@@ -76,13 +91,21 @@ class EventTimeMerger:
         self._buffers.setdefault(tp, deque()).append(item)
         self._empty_since.pop(tp, None)
 
-    def pop_ready(self) -> list[Pending]:
-        """Release every event that may go now, in merge order per partition."""
+    def pop_ready(self, limit: int | None = None) -> list[Pending]:
+        """Release what may go now, in merge order per partition: at most ``limit`` messages,
+        the partitions taking turns to go first so that none waits behind the others."""
         now = self.clock()
-        partitions = {p for (_, p), buf in self._buffers.items() if buf}
+        partitions = sorted({p for (_, p), buf in self._buffers.items() if buf})
+        if partitions:
+            first = self._turn % len(partitions)
+            partitions = partitions[first:] + partitions[:first]
+            self._turn += 1
         ready: list[Pending] = []
-        for partition in sorted(partitions):
-            ready.extend(self._drain(partition, now))
+        for partition in partitions:
+            budget = None if limit is None else limit - len(ready)
+            if budget is not None and budget <= 0:
+                break
+            ready.extend(self._drain(partition, now, budget))
         return ready
 
     def forget(self, partitions: set[int]) -> list[Pending]:
@@ -96,10 +119,10 @@ class EventTimeMerger:
             del self._empty_since[tp]
         return dropped
 
-    def _drain(self, partition: int, now: float) -> list[Pending]:
+    def _drain(self, partition: int, now: float, budget: int | None) -> list[Pending]:
         buffers = [self._buffers.setdefault((t, partition), deque()) for t in self.topics]
-        out = []
-        while True:
+        out: list[Pending] = []
+        while budget is None or len(out) < budget:
             heads = [b for b in buffers if b]
             if not heads:
                 break

@@ -10,7 +10,8 @@ The guarantees live here, in this order, for every batch:
 3. alerts are delivered to Redis and the notifications topic, retried until both acknowledge;
 4. each changed customer's state, then the sweep agenda and clock, are written once to the
    changelog-backed table, in bulk (``streams.changelog``);
-5. only then are the messages acked, and Faust commits offsets after flushing its producer
+5. only then are the messages acked, in offset order per topic partition (undecodable ones
+   leave the merger in their place), and Faust commits offsets after flushing its producer
    (dead letters and changelog included).
 
 A crash anywhere before 5 redelivers the batch; steps 2 and 3 make that harmless.
@@ -37,7 +38,7 @@ from sinks.delivery import Delivery
 from streams.applier import BatchResult, StateCache, Write, apply_batch
 from streams.changelog import ChangelogWriter
 from streams.lane import FastLane
-from streams.merge import EventTimeMerger, Pending, merge_key
+from streams.merge import EventTimeMerger, Pending, merge_key, undecodable
 from streams.records import DecodeError, Decoder, dead_letter, decode, not_after
 from streams.watchdog import CommitWatchdog
 
@@ -75,6 +76,7 @@ class Pipeline:
         max_message_bytes: int,
         state_cache_customers: int = 50_000,
         batch_within_s: float = 0.02,
+        max_batch_events: int = 2000,
         merge_idle_s: float = 0.05,
         merge_max_wait_s: float = 5.0,
         report_every_s: float = 5.0,
@@ -92,6 +94,7 @@ class Pipeline:
         self._model_raw: bytes | None = None
         self.max_message_bytes = max_message_bytes
         self.batch_within_s = batch_within_s
+        self.max_batch_events = max_batch_events  # a batch holds the loop: keep it short
         self.merger = EventTimeMerger(
             list(decoders),
             highwater=highwater,
@@ -105,18 +108,23 @@ class Pipeline:
 
     async def run(self, stream: Any) -> None:
         """The agent. ``stream`` only subscribes the input topics: their messages arrive through
-        the lane, a fetch at a time. Between fetches, release whatever the merge allows."""
+        the lane, a fetch at a time. Between fetches, release what the merge allows, at most
+        ``max_batch_events`` at a time; while a full batch was ready, take no new fetch (the
+        lane's bounded queue then holds the fetcher back)."""
         await self.delivery.start()
         guard = asyncio.ensure_future(_refuse(stream))
         next_report = time.monotonic() + self.report_every_s
+        backlog = False
         try:
             while not guard.done():
                 if time.monotonic() >= next_report:
                     next_report = time.monotonic() + self.report_every_s
                     await self._report()
-                messages = await self.lane.take(self.batch_within_s)
-                bad = self._take(messages)
-                await self._process(self.merger.pop_ready(), bad)
+                if not backlog:
+                    self._take(await self.lane.take(self.batch_within_s))
+                released = self.merger.pop_ready(self.max_batch_events)
+                backlog = len(released) >= self.max_batch_events
+                await self._process(released)
             guard.result()
         finally:
             guard.cancel()
@@ -130,39 +138,29 @@ class Pipeline:
         if self.watchdog is not None:
             await self.watchdog.check()
 
-    def _take(self, messages: list[Any]) -> list[tuple[Any, DecodeError]]:
-        """Decode fetched messages into the merger; return those that failed to decode."""
-        bad = []
+    def _take(self, messages: list[Any]) -> None:
+        """Decode fetched messages into the merger, those that fail to decode too (they leave it
+        in offset order with the rest, so acks never pass an event the merger still holds)."""
         latest = not_after(datetime.now(UTC))
         decoders, max_bytes, merger = self.decoders, self.max_message_bytes, self.merger
         self.counters.events_in += len(messages)
         for message in messages:
+            topic, partition, offset = message.topic, message.partition, message.offset
             try:
-                event = decode(
-                    decoders[message.topic], message.value, message.key, max_bytes, latest
-                )
+                event = decode(decoders[topic], message.value, message.key, max_bytes, latest)
             except DecodeError as exc:
-                merger.seen(message.topic, message.partition, message.offset)
-                bad.append((message, exc))
+                merger.push(undecodable(topic, partition, offset, message, exc))
                 continue
-            merger.push(
-                Pending(
-                    sort_key=merge_key(event),
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    event=event,
-                    handle=message,
-                )
-            )
-        return bad
+            merger.push(Pending(merge_key(event), topic, partition, offset, event, message))
 
-    async def _process(self, ready: list[Pending], bad: list[tuple[Any, DecodeError]]) -> None:
-        if not ready and not bad:
+    async def _process(self, released: list[Pending]) -> None:
+        if not released:
             return
         self._follow_model()
-        for message, error in bad:
-            await self._dead_letter(message, error)
+        ready = [item for item in released if item.error is None]
+        for item in released:
+            if item.error is not None:
+                await self._dead_letter(item.handle, item.error)
         try:
             outcome = apply_batch(self.detector, self.table.get, ready, self.cache)
             for customer_id, example in outcome.examples:
@@ -172,9 +170,7 @@ class Pipeline:
         except BaseException:
             self.cache.clear()  # states changed in place may not have been written: forget them
             raise
-        for message, _ in bad:
-            self._ack(message)
-        for item in ready:
+        for item in released:
             self._ack(item.handle)
         self._count(outcome)
         for alert in outcome.alerts:

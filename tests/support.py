@@ -193,3 +193,16 @@ def dead_letters(settings: Settings) -> list[dict[str, Any]]:
 
 def original_bytes(dead_letter: dict[str, Any]) -> bytes:
     return base64.b64decode(dead_letter["payload_b64"])
+
+
+def events_applied(settings: Settings) -> dict[str, int]:
+    """Per customer, the events applied so far, from the last state on the table's changelog
+    (what a restarted worker recovers)."""
+    records = asyncio.run(read_topic(settings, f"{settings.app_id}-customers-changelog"))
+    latest = {key: value for key, value in records if key and not key.startswith(b"\x00")}
+    detector = RiskDetector(load_rules(settings.rules_file), settings.model_version)
+    return {
+        key.decode(): detector.decode_state(value).events
+        for key, value in latest.items()
+        if value is not None
+    }

@@ -14,7 +14,7 @@ from detectors.events import (
     Transaction,
     TxStatus,
 )
-from streams.merge import EventTimeMerger, Pending, TopicPartition, merge_key
+from streams.merge import EventTimeMerger, Pending, TopicPartition, merge_key, undecodable
 
 TX = "ews.transactions"
 REP = "ews.repayments"
@@ -236,3 +236,43 @@ def test_reassigned_partition_waits_again_after_forget() -> None:
     clock.now += 100.0
     feed.push(TX, _tx("t2", 2))
     assert merger.pop_ready() == []  # the repayments topic is waited for again
+
+
+def test_an_undecodable_message_leaves_in_its_place_never_before_earlier_events() -> None:
+    """The worker acks what leaves the merger, and Faust commits up to the first run of acked
+    offsets whatever lies before it: a message that failed to decode must not leave (be acked)
+    while an earlier event of its topic partition is still held."""
+    merger, feed, clock, broker = _setup(idle_s=0.2)
+    feed.push(TX, _tx("t1", 1))
+    feed.push(TX, _tx("t2", 2))
+    merger.push(undecodable(TX, 0, 2, handle=None, error="bad"))
+    feed.next_offset[(TX, 0)] = 3
+    feed.push(TX, _tx("t4", 4))
+    broker.marks = {(TX, 0): 4, (REP, 0): 0}
+    assert merger.pop_ready() == []  # held while the empty repayments topic may still come
+    clock.now += 0.3
+    released = merger.pop_ready()
+    assert [p.offset for p in released] == [0, 1, 2, 3]
+    assert [p.error for p in released] == [None, None, "bad", None]
+
+
+def test_a_limited_release_keeps_merge_order_and_lets_partitions_take_turns() -> None:
+    """``pop_ready(limit)`` releases at most ``limit``; what it leaves goes next, in the same
+    order, and no partition always goes first."""
+    merger, feed, _, broker = _setup()
+    for day in range(1, 7):
+        for partition in (0, 1):
+            feed.push(TX, _tx(f"t{partition}-{day}", day), partition)
+            feed.push(REP, _rep(f"r{partition}-{day}", day), partition)
+    broker.marks = {(TX, 0): 6, (REP, 0): 6, (TX, 1): 6, (REP, 1): 6}
+    first = merger.pop_ready(limit=4)
+    second = merger.pop_ready(limit=4)
+    assert len(first) == len(second) == 4
+    assert {p.partition for p in first} == {0} and {p.partition for p in second} == {1}
+    rest = merger.pop_ready()
+    by_partition = [
+        [p.event.event_id for p in first + second + rest if p.partition == partition]
+        for partition in (0, 1)
+    ]
+    for partition, ids in enumerate(by_partition):
+        assert ids == [f"{k}{partition}-{d}" for d in range(1, 7) for k in ("r", "t")][: len(ids)]
