@@ -20,7 +20,7 @@ tables, changelogs and rebalances stay Faust's; the pipeline acks each message w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from faust.transport.consumer import Consumer
@@ -80,12 +80,12 @@ async def _drain_with_lane(self: Any, fetcher: Any) -> None:  # pragma: no cover
         await _original_drain(self, fetcher)
         return
     callback = self.callback
-    getmany = self.getmany
     consumer_should_stop = self._stopped.is_set
     fetcher_should_stop = fetcher._stopped.is_set
     get_read_offset = self._read_offset.__getitem__
     set_read_offset = self._read_offset.__setitem__
     commit_every = self._commit_every
+    to_message = self._to_message
     acks_enabled_for = self.app.topics.acks_enabled_for
     lane_topics = lane.topics
     try:
@@ -94,21 +94,26 @@ async def _drain_with_lane(self: Any, fetcher: Any) -> None:  # pragma: no cover
             if self.should_stop:
                 break
             batch: list[Any] = []
-            async for tp, message in getmany(timeout=1.0):
-                offset = message.offset
+            async for tp, records in _fetch(self):
                 read = get_read_offset(tp)
-                if read is not None and offset < read:
-                    continue  # already read (Faust drops these too)
-                if read and offset - read > 1 and acks_enabled_for(message.topic):
-                    await self._add_gap(tp, read + 1, offset)
+                lane_tp = tp.topic in lane_topics
+                for record in records:
+                    offset = record.offset
+                    if read is not None and offset < read:
+                        continue  # already read (Faust drops these too)
+                    if read and offset - read > 1 and acks_enabled_for(tp.topic):
+                        await self._add_gap(tp, read + 1, offset)
+                    read = offset
+                    set_read_offset(tp, offset)
+                    if lane_tp:
+                        batch.append(to_message(tp, record))
+                    else:
+                        await self.wait_first(
+                            callback(to_message(tp, record)), self.suspend_flow.wait()
+                        )
                 if commit_every is not None and self._n_acked >= commit_every:
                     self._n_acked = 0
                     await self.commit()
-                if message.topic in lane_topics:
-                    batch.append(message)
-                else:
-                    await self.wait_first(callback(message), self.suspend_flow.wait())
-                set_read_offset(tp, offset)
             if batch:
                 await lane.put(batch)
     except self.consumer_stopped_errors:
@@ -121,3 +126,26 @@ async def _drain_with_lane(self: Any, fetcher: Any) -> None:  # pragma: no cover
             self.log.info("Consumer shutting down for user cancel.")
             return
         raise
+
+
+async def _fetch(self: Any) -> AsyncIterator[tuple[Any, list[Any]]]:
+    """``Consumer.getmany`` a partition at a time: the same checks (flow, generation, active
+    partitions, end offsets for the monitor), once per partition instead of once per record."""
+    records, active = await self._wait_next_records(timeout=1.0)
+    if records is None or self.should_stop:
+        return
+    if not self.flow_active:
+        try:  # what getmany does when flow stopped: back to the committed offsets
+            await self.perform_seek()
+        except Exception as exc:
+            self.log.warning(f"exception performing seek when flow not active {exc}")
+        return
+    generation = self.app.consumer_generation_id
+    buffered = self._buffered_partitions
+    monitor = self.app.monitor
+    for tp, tp_records in records.items():
+        if not self.flow_active or self.app.consumer_generation_id != generation:
+            return
+        if active is None or tp in active or tp in buffered:
+            monitor.track_tp_end_offset(tp, self.highwater(tp))
+            yield tp, tp_records
