@@ -23,6 +23,7 @@ from detectors.events import (
     Transaction,
     TxStatus,
 )
+from streams import records
 from streams.records import (
     MAX_ID_LENGTH,
     DecodeError,
@@ -572,6 +573,56 @@ def test_arbitrary_json_objects_only_raise_decode_error(
     else:
         assert event.ts.utcoffset() is not None and event.ts.utcoffset().total_seconds() == 0
         assert not keyed or event.customer_id == "cust-1"
+
+
+_CHECKED = {"transaction": records._checked_transaction, "repayment": records._checked_repayment}
+_FAST = {"transaction": records._fast_transaction, "repayment": records._fast_repayment}
+
+
+_EDGES: tuple[Any, ...] = (None, 0, -1, 1, "0", "0.00", "-0.01", "", " ", "x\n", True, 1.5, [])
+
+
+def _same_or_declined(kind: str, message: dict[str, Any]) -> None:
+    fast = _FAST[kind](message)
+    try:
+        checked = _CHECKED[kind](message)
+    except DecodeError:
+        assert fast is None, message
+    else:
+        assert fast is None or fast == checked, message
+
+
+@pytest.mark.parametrize("kind", sorted(DECODERS))
+def test_the_fast_decoder_agrees_on_every_field_at_every_edge(kind: str) -> None:
+    """The fast path may decline a good message (the checked one then decides), never accept a
+    bad one, and what it accepts decodes to the very same event: each field of a valid message
+    set to each edge value in turn."""
+    for name in sorted({*TEMPLATES[kind], *_FIELD_VALUES}):
+        for value in _EDGES:
+            _same_or_declined(kind, {**TEMPLATES[kind], name: value})
+
+
+@settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(kind=st.sampled_from(sorted(DECODERS)), messy=st.booleans(), data=st.data())
+def test_the_fast_decoder_agrees_on_arbitrary_objects(
+    kind: str, messy: bool, data: st.DataObject
+) -> None:
+    """The same on a valid message with one field drawn from any value of its kind, or on a
+    messy object."""
+    if messy:
+        message = data.draw(_messy_dicts())
+    else:
+        name = data.draw(st.sampled_from(sorted(_FIELD_VALUES)))
+        message = {**TEMPLATES[kind], name: data.draw(_FIELD_VALUES[name])}
+    _same_or_declined(kind, message)
+
+
+def test_the_fast_decoder_takes_the_usual_messages() -> None:
+    """Not a speed test: the messages the simulator writes do not fall back."""
+    assert records._fast_transaction(orjson.loads(_raw(TRANSACTION))) is not None
+    assert records._fast_repayment(orjson.loads(_raw(REPAYMENT))) is not None
 
 
 _IDS = st.text(
