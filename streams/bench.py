@@ -10,7 +10,9 @@ and interleaved so that a noisy neighbour hurts every mode alike, reads the whol
 3. **faust-naive**: a stock Faust agent that also writes one float per event to a
    changelog-backed table (``streams.bench_faust naive``);
 4. **pipeline**: the real ``ews worker``: decode, validate, merge, detectors, model, levels, both
-   sinks, offsets committed after them.
+   sinks, offsets committed after them;
+5. **pipeline-2w** (on request): two ``ews worker`` processes in one group on a copy of the mix
+   with twice the partitions, for the scaling ratio pipeline-2w/pipeline.
 
 The three Faust-based modes run as worker processes with a fresh consumer group each and are
 timed the same way, from outside, by their committed offsets: the rate is the events committed
@@ -53,6 +55,8 @@ from streams.simulator import GeneratedStream, as_recorded, generate
 from streams.topics import ensure_topics
 
 MODES = ("limit", "faust-bare", "faust-naive", "pipeline")
+OPTIONAL_MODES = ("pipeline-2w",)
+STORES = {"memory": "memory://", "rocksdb": "rocksdb://"}
 EVENTS_PER_CUSTOMER_DAY = 1.0  # roughly what the simulator makes; used to size the mix
 RUN_TIMEOUT_S = 900.0
 POLL_S = 0.1
@@ -69,6 +73,7 @@ class BenchOptions:
     seed: int = 11
     json_path: str | None = None
     broker: str = "auto"
+    store: str = "memory"  # the pipeline's table store: memory or rocksdb (rocksdict)
 
 
 @dataclass(slots=True)
@@ -98,18 +103,24 @@ class Report:
         ratios = {
             f"pipeline/{mode}": round(pipeline / rate, 3)
             for mode, rate in medians.items()
-            if pipeline and mode != "pipeline" and rate > 0
+            if pipeline and mode in MODES and mode != "pipeline" and rate > 0
         }
+        if pipeline and "pipeline-2w" in medians:
+            ratios["pipeline-2w/pipeline"] = round(medians["pipeline-2w"] / pipeline, 3)
         rss: dict[str, float] = {}
         for run in self.runs:
             if run.peak_rss_mb is not None:
                 rss[run.mode] = max(rss.get(run.mode, 0.0), run.peak_rss_mb)
+        per_100k = None
+        if "pipeline" in rss:
+            per_100k = round(rss["pipeline"] * 100_000 / self.options["customers"], 1)
         return {
             "options": self.options,
             "environment": self.environment,
             "events_per_s_median": {m: round(r, 1) for m, r in medians.items()},
             "ratios": ratios,
             "peak_rss_mb_max": rss,
+            "pipeline_peak_rss_mb_per_100k_customers": per_100k,
             "latency": self.latency,
             "state_bytes_per_customer": self.state_bytes,
             "runs": [dataclasses.asdict(r) for r in self.runs],
@@ -120,9 +131,10 @@ def run_bench(
     settings: Settings, options: BenchOptions, env: Mapping[str, str] | None = None
 ) -> int:
     env = os.environ if env is None else env
-    unknown = set(options.modes) - set(MODES)
+    unknown = set(options.modes) - set(MODES) - set(OPTIONAL_MODES)
     if unknown:
-        print(f"ews bench: unknown modes {sorted(unknown)}; known: {', '.join(MODES)}")
+        known = ", ".join(MODES + OPTIONAL_MODES)
+        print(f"ews bench: unknown modes {sorted(unknown)}; known: {known}")
         return 2
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ews-bench-")))
@@ -134,13 +146,20 @@ def run_bench(
                 "cpus": os.cpu_count(),
                 "python": platform.python_version(),
                 "partitions": settings.partitions,
+                "store": options.store,
+                "customers": options.customers,
             },
         )
         mix = event_mix(options.events, options.customers, options.seed)
+        settings = dataclasses.replace(settings, store=STORES[options.store])
         base = _variant(settings, "bench", "bench.")
         print(f"ews bench: {broker_name}; producing {len(mix.messages)} events", flush=True)
         asyncio.run(ensure_topics(base))
         asyncio.run(produce(base, as_recorded(mix.messages, base.topics)))
+        if "pipeline-2w" in options.modes:
+            wide = _wide(base)
+            asyncio.run(ensure_topics(wide))
+            asyncio.run(produce(wide, as_recorded(mix.messages, wide.topics)))
         for rep in range(options.repeat):
             for mode in options.modes:
                 run = _measure(mode, base, f"{mode}-{rep}", len(mix.messages), workdir)
@@ -174,20 +193,36 @@ def _variant(settings: Settings, app_id: str, topic_prefix: str) -> Settings:
     )
 
 
+def _wide(base: Settings) -> Settings:
+    """The mix's copy for two workers: twice the partitions, topics of their own."""
+    return dataclasses.replace(_variant(base, "bench", "bench2w."), partitions=2 * base.partitions)
+
+
 def _measure(mode: str, base: Settings, name: str, total: int, workdir: Path) -> Run:
     if mode == "limit":
         return Run(mode, asyncio.run(_limit(base, total)))
     settings = _variant(base, f"bench-{name}", "bench.")
-    log_path = workdir / f"{name}.log"
+    if mode == "pipeline-2w":
+        settings = _variant(_wide(base), f"bench-{name}", "bench2w.")
+    settings = dataclasses.replace(settings, data_dir=str(workdir / name))
+    logs = [workdir / f"{name}.log"]
     if mode == "pipeline":
-        process = start_worker(settings, log_path)
+        processes = [start_worker(settings, logs[0])]
+    elif mode == "pipeline-2w":
+        logs.append(workdir / f"{name}-b.log")
+        processes = [
+            start_worker(dataclasses.replace(settings, data_dir=f"{settings.data_dir}-{i}"), log)
+            for i, log in enumerate(logs)
+        ]
     else:
-        process = _start_baseline(mode.removeprefix("faust-"), settings, log_path)
+        processes = [_start_baseline(mode.removeprefix("faust-"), settings, logs[0])]
     try:
-        rate = asyncio.run(_watch_commits(settings, total, process, log_path))
-        return Run(mode, rate, peak_rss_mb(process.pid))
+        rate = asyncio.run(_watch_commits(settings, total, processes, logs))
+        peaks = [peak_rss_mb(process.pid) for process in processes]
+        return Run(mode, rate, max((p for p in peaks if p is not None), default=None))
     finally:
-        stop_process(process)
+        for process in processes:
+            stop_process(process)
 
 
 async def _limit(settings: Settings, total: int) -> float:
@@ -243,11 +278,14 @@ def _start_baseline(mode: str, settings: Settings, log_path: Path) -> subprocess
 
 
 async def _watch_commits(
-    settings: Settings, total: int, process: subprocess.Popen[bytes], log_path: Path
+    settings: Settings,
+    total: int,
+    processes: list[subprocess.Popen[bytes]],
+    logs: list[Path],
 ) -> float:
     """Events/s between the first commit seen and the commit of the last event."""
     (first_at, first_done), (last_at, last_done) = await _wait_committed(
-        settings, total, process, log_path
+        settings, total, processes, logs
     )
     if last_at <= first_at:
         raise RuntimeError(
@@ -257,7 +295,10 @@ async def _watch_commits(
 
 
 async def _wait_committed(
-    settings: Settings, total: int, process: subprocess.Popen[bytes], log_path: Path
+    settings: Settings,
+    total: int,
+    processes: list[subprocess.Popen[bytes]],
+    logs: list[Path],
 ) -> tuple[tuple[float, int], tuple[float, int]]:
     """Poll the group's committed offsets until ``total``; the first and last (time, count)."""
     consumer = AIOKafkaConsumer(
@@ -272,8 +313,9 @@ async def _wait_committed(
     deadline = time.monotonic() + RUN_TIMEOUT_S
     try:
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{settings.app_id} exited early:\n{_tail(log_path)}")
+            for process, log_path in zip(processes, logs, strict=True):
+                if process.poll() is not None:
+                    raise RuntimeError(f"{settings.app_id} exited early:\n{_tail(log_path)}")
             done = sum([(await consumer.committed(tp)) or 0 for tp in tps])
             now = time.monotonic()
             if done and first is None:
@@ -350,7 +392,7 @@ async def _offer(
     messages = as_recorded(mix.messages, settings.topics)
     warmup, measured = messages[:200], messages[200:]
     await produce(settings, warmup)
-    await _wait_committed(settings, len(warmup), process, log_path)
+    await _wait_committed(settings, len(warmup), [process], [log_path])
     consumer = AIOKafkaConsumer(
         settings.topics.notifications,
         bootstrap_servers=settings.kafka_bootstrap,

@@ -70,12 +70,17 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--customers", type=int, default=10_000)
     bench.add_argument("--repeat", type=int, default=3, help="repetitions; medians are quoted")
     bench.add_argument(
-        "--modes", default="limit,faust-bare,faust-naive,pipeline", help="comma separated"
+        "--modes",
+        default="limit,faust-bare,faust-naive,pipeline",
+        help="comma separated; add pipeline-2w for two workers on twice the partitions",
     )
     bench.add_argument(
         "--latency-rate", type=float, help="offered events/s (default: half the pipeline's)"
     )
     bench.add_argument("--latency-events", type=int, default=30_000)
+    bench.add_argument(
+        "--store", choices=("memory", "rocksdb"), default="memory", help="the pipeline's store"
+    )
     bench.add_argument("--seed", type=int, default=11)
     bench.add_argument("--json", dest="json_path", help="write the results here")
     bench.add_argument("--broker", choices=("auto", "kafka", "tansu"), default="auto")
@@ -206,6 +211,7 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         seed=args.seed,
         json_path=args.json_path,
         broker=args.broker,
+        store=args.store,
     )
     return run_bench(settings, options)
 
