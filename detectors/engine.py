@@ -117,12 +117,17 @@ class RiskDetector:
         """When the sweep should next look at this customer if they send nothing: a due date
         or an expected salary passing, a label maturing, the daily re-examination of a customer
         above level none, or the idle TTL."""
-        candidates = [signal.wake_at(now) for signal in state.signals]
-        candidates.append(state.labels.next_maturity())
+        wake = state.watermark + timedelta(days=self.rules.idle_ttl_days)
+        for signal in state.signals:
+            at = signal.wake_at(now)
+            if at is not None and at < wake:
+                wake = at
+        at = state.labels.next_maturity()
+        if at is not None and at < wake:
+            wake = at
         if state.alert.level > Level.NONE or state.alert.notified > Level.NONE:
-            candidates.append(_next_midnight(now))
-        candidates.append(state.watermark + timedelta(days=self.rules.idle_ttl_days))
-        return min(c for c in candidates if c is not None)
+            wake = min(wake, _next_midnight(now))
+        return wake
 
     def _evaluate(
         self,

@@ -236,6 +236,8 @@ class LabelMaturer:
         stops until :meth:`reset_after_cure`.
         """
         now_ms = _to_ms(now)
+        if not bad and (not self.pending or now_ms - self.pending[0][0] < self._horizon_ms):
+            return []  # nothing matures (held oldest first) and nothing to mark
         out: list[LabelledExample] = []
         keep: list[tuple[int, list[float]]] = []
         for ts_ms, values in self.pending:
