@@ -357,6 +357,7 @@ def _latency(
     """Event-to-alert latency of a fresh pipeline worker at ``rate`` events/s."""
     mix = latency_mix(options.latency_events, options.seed)
     lat = _variant(settings, "bench-latency", "benchlat.")
+    lat = dataclasses.replace(lat, data_dir=str(workdir / "latency"))
     asyncio.run(ensure_topics(lat))
     process = start_worker(lat, workdir / "latency.log")
     try:
