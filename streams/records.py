@@ -433,7 +433,7 @@ def _fast_member(members: Mapping[str, Any], value: Any) -> Any:
 
 
 def _fast_time(value: Any) -> datetime | None:
-    if type(value) is not str or "T" not in value.upper():
+    if type(value) is not str or ("T" not in value and "t" not in value):
         return None
     try:
         ts = datetime.fromisoformat(value)
