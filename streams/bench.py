@@ -58,7 +58,13 @@ MODES = ("limit", "faust-bare", "faust-naive", "pipeline")
 OPTIONAL_MODES = ("pipeline-2w",)
 STORES = {"memory": "memory://", "rocksdb": "rocksdb://"}
 EVENTS_PER_CUSTOMER_DAY = 1.0  # roughly what the simulator makes; used to size the mix
-RUN_TIMEOUT_S = 900.0
+RUN_TIMEOUT_S = 900.0  # or 1 ms per event, whichever is longer
+
+
+def _run_timeout(events: int) -> float:
+    return max(RUN_TIMEOUT_S, events / 1000)
+
+
 POLL_S = 0.1
 
 
@@ -243,7 +249,7 @@ async def _limit(settings: Settings, total: int) -> float:
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         count, first, started = 0, 0, 0.0
-        deadline = time.monotonic() + RUN_TIMEOUT_S
+        deadline = time.monotonic() + _run_timeout(total)
         while count < total and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
             n = 0
@@ -310,7 +316,7 @@ async def _wait_committed(
     await consumer.start()
     tps = _input_partitions(settings)
     first: tuple[float, int] | None = None
-    deadline = time.monotonic() + RUN_TIMEOUT_S
+    deadline = time.monotonic() + _run_timeout(total)
     try:
         while time.monotonic() < deadline:
             for process, log_path in zip(processes, logs, strict=True):
@@ -323,7 +329,7 @@ async def _wait_committed(
             if done >= total and first is not None:
                 return first, (now, done)
             await asyncio.sleep(POLL_S)
-        raise RuntimeError(f"{settings.app_id} did not finish within {RUN_TIMEOUT_S:.0f} s")
+        raise RuntimeError(f"{settings.app_id} did not finish within {_run_timeout(total):.0f} s")
     finally:
         await consumer.stop()
 
