@@ -2,16 +2,18 @@
 
 Each alert is written by one Lua script, atomically: a dedupe key ``alert:{alert_id}`` is set
 first, and if it already existed nothing else is written, so a retried batch writes nothing twice.
-The dedupe key holds ``pending`` until the alert is confirmed on the notifications topic
-(:meth:`RedisSink.mark_published`); :meth:`RedisSink.write` returns what is still pending, so a
-retry publishes exactly what was not yet confirmed.
+The dedupe key holds ``pending {stream id}`` until the alert is confirmed on the notifications
+topic, then ``published {stream id}`` (:meth:`RedisSink.mark_published`); :meth:`RedisSink.write`
+returns what is still pending, with its stream entry id, so a retry publishes exactly what was not
+yet confirmed, and the notification can carry the id (``ews redis rebuild`` restores the stream
+with the same ids).
 Every key has a TTL or a size cap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 import redis.asyncio as aioredis
@@ -38,15 +40,20 @@ if ARGV[3] == 'none' then
 else
   redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
 end
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[13], '*', 'alert_id', ARGV[1], 'alert', ARGV[2])
+local id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[13], '*', 'alert_id', ARGV[1],
+                     'alert', ARGV[2])
+redis.call('SET', KEYS[1], 'pending ' .. id, 'XX', 'KEEPTTL')
 redis.call('PUBLISH', ARGV[14], ARGV[2])
-return 'new'
+return 'pending ' .. id
 """
 
-# KEYS: dedupe keys. Marks them published, keeping their TTL.
+# KEYS: dedupe keys. Marks them published, keeping their TTL and the stream entry id.
 _MARK_PUBLISHED = """
 for i, key in ipairs(KEYS) do
-  redis.call('SET', key, 'published', 'XX', 'KEEPTTL')
+  local value = redis.call('GET', key)
+  if value then
+    redis.call('SET', key, string.gsub(value, '^pending', 'published'), 'XX', 'KEEPTTL')
+  end
 end
 return #KEYS
 """
@@ -109,6 +116,9 @@ class RedisSink(Sink):
         self._mark = self.client.register_script(_MARK_PUBLISHED)
 
     async def start(self) -> None:
+        await self.ping()
+
+    async def ping(self) -> None:
         try:
             await self.client.ping()
         except (RedisError, OSError) as exc:
@@ -126,7 +136,12 @@ class RedisSink(Sink):
                 results = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise SinkUnavailable(f"Redis write failed: {exc}") from exc
-        return [out for out, status in zip(batch, results, strict=True) if status != b"published"]
+        pending = []
+        for out, status in zip(batch, results, strict=True):
+            state, _, stream_id = bytes(status).decode().partition(" ")
+            if state != "published":
+                pending.append(replace(out, stream_id=stream_id or None))
+        return pending
 
     async def mark_published(self, batch: Sequence[Outgoing]) -> None:
         if not batch:

@@ -17,7 +17,7 @@ from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
 from sinks.notifications import NotificationSink
 from sinks.redis import RedisLayout, RedisSink
-from streams import faust_fixes
+from streams import faust_fixes, web
 from streams.lane import FastLane
 from streams.pipeline import Pipeline
 from streams.records import decoders
@@ -90,6 +90,8 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
         pipeline.revoked({tp.partition for tp in revoked if tp.topic in settings.topics.inputs})
 
     app.pipeline = pipeline  # type: ignore[attr-defined]
+    if settings.web_port:
+        web.install(app, web.Probes(app, pipeline, settings.topics.inputs), table)
     if settings.model_learning and not settings.model_params_file:
         trainer = Trainer(
             state_table=app.Table("trainer", partitions=1, key_type=bytes, value_type=bytes),
