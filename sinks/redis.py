@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -155,6 +156,59 @@ class RedisSink(Sink):
     async def close(self) -> None:
         await self.client.aclose()
 
+    async def restore(self, batch: Sequence[Outgoing], now_ms: int, chunk: int = 1000) -> int:
+        """Write back alerts read from the notifications topic, each with the ``stream_id`` it
+        first had, in stream order, as :meth:`write` did: the same stream entries, history
+        lists, customer hashes and watch-list, and expiries counted from each alert's original
+        write time (its stream id), not from now. Alerts at or below the stream's last id are
+        skipped, so a second run adds nothing. Nothing is published. Returns how many were
+        written. For a Redis that lost its data, with no worker writing meanwhile."""
+        lay = self.layout
+        last = await self.client.xrevrange(lay.alerts, count=1)
+        top = _stream_id(_text(last[0][0])) if last else (-1, -1)
+        customer_ttl_ms = self.customer_ttl_s * 1000
+        written_at: dict[str, int] = {}  # customer -> write time of their last alert
+        todo = [o for o in batch if o.stream_id and _stream_id(o.stream_id) > top]
+        for start in range(0, len(todo), chunk):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for out in todo[start : start + chunk]:
+                    assert out.stream_id is not None
+                    a = out.alert
+                    ms = _stream_id(out.stream_id)[0]
+                    keys = (lay.customer(a.customer_id), lay.history(a.customer_id))
+                    before = written_at.get(a.customer_id)
+                    if before is not None and ms - before > customer_ttl_ms:
+                        pipe.delete(*keys)  # they had expired before this alert came
+                    fields = self._customer_fields(out)
+                    mapping: dict[Any, Any] = fields
+                    pipe.hset(keys[0], mapping=mapping)
+                    pipe.lpush(keys[1], out.payload)
+                    pipe.ltrim(keys[1], 0, self.history_len - 1)
+                    if a.level.label == "none":
+                        pipe.zrem(lay.watchlist, a.customer_id)
+                    else:
+                        pipe.zadd(lay.watchlist, {a.customer_id: float(fields["score"])})
+                    pipe.xadd(
+                        lay.alerts,
+                        {"alert_id": a.alert_id, "alert": out.payload},
+                        id=out.stream_id,
+                        maxlen=self.stream_maxlen,
+                        approximate=True,
+                    )
+                    dedupe_until = ms + self.dedupe_ttl_s * 1000
+                    if dedupe_until > now_ms:
+                        pipe.set(
+                            lay.dedupe(a.alert_id), f"published {out.stream_id}", pxat=dedupe_until
+                        )
+                    written_at[a.customer_id] = ms
+                await pipe.execute()
+        async with self.client.pipeline(transaction=False) as pipe:
+            for customer_id, ms in written_at.items():
+                pipe.pexpireat(lay.customer(customer_id), ms + customer_ttl_ms)
+                pipe.pexpireat(lay.history(customer_id), ms + customer_ttl_ms)
+            await pipe.execute()
+        return len(todo)
+
     def _keys(self, out: Outgoing) -> list[str]:
         a = out.alert
         return [
@@ -165,25 +219,47 @@ class RedisSink(Sink):
             self.layout.alerts,
         ]
 
+    def _customer_fields(self, out: Outgoing) -> dict[str, str]:
+        """The customer hash after this alert (field names as in :data:`_WRITE_ALERT`)."""
+        a = out.alert
+        return {
+            "level": a.level.label,
+            "score": f"{a.score:.6f}",
+            "reasons": orjson.dumps([r.to_dict() for r in a.reasons]).decode(),
+            "updated_at": a.event_time.isoformat(),
+            "model_version": a.model_version,
+            "rules_version": a.rules_version,
+            "last_alert_id": a.alert_id,
+        }
+
     def _args(self, out: Outgoing) -> list[str | bytes | int]:
         a = out.alert
-        reasons = orjson.dumps([r.to_dict() for r in a.reasons])
+        fields = self._customer_fields(out)
         return [
             a.alert_id,
             out.payload,
-            a.level.label,
-            f"{a.score:.6f}",
+            fields["level"],
+            fields["score"],
             a.customer_id,
-            a.event_time.isoformat(),
-            a.model_version,
-            a.rules_version,
-            reasons,
+            fields["updated_at"],
+            fields["model_version"],
+            fields["rules_version"],
+            fields["reasons"],
             self.dedupe_ttl_s,
             self.customer_ttl_s,
             self.history_len,
             self.stream_maxlen,
             self.layout.channel,
         ]
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _stream_id(text: str) -> tuple[int, int]:
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def safe_url(url: str) -> str:

@@ -145,6 +145,16 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--timeout", type=float, help="stop after this many idle seconds")
     tail.set_defaults(handler=_alerts_tail)
 
+    redis_cmd = sub.add_parser("redis", help="manage the Redis view")
+    redis_sub = redis_cmd.add_subparsers(dest="redis_command", required=True)
+    rebuild = redis_sub.add_parser(
+        "rebuild", help="restore customers, watch-list and alert stream from ews.notifications"
+    )
+    rebuild.add_argument(
+        "--force", action="store_true", help="even while workers of the group are running"
+    )
+    rebuild.set_defaults(handler=_redis_rebuild)
+
     customer = sub.add_parser("customer", help="read one customer's state")
     customer_sub = customer.add_subparsers(dest="customer_command", required=True)
     show = customer_sub.add_parser("show", help="the Redis state of one customer")
@@ -356,6 +366,22 @@ async def tail_alerts(
     finally:
         await consumer.stop()
     return shown
+
+
+def _redis_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from sinks.base import SinkUnavailable
+    from streams.rebuild import RebuildRefused, rebuild
+
+    try:
+        report = asyncio.run(rebuild(settings, force=args.force))
+    except (RebuildRefused, SinkUnavailable) as exc:
+        print(f"ews redis rebuild: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{report.messages} notifications, {report.distinct_alerts} distinct alerts, "
+        f"{report.written} written to Redis at {safe_url(settings.redis_url)}"
+    )
+    return 0
 
 
 def _customer_show(settings: Settings, args: argparse.Namespace) -> int:
