@@ -95,6 +95,7 @@ class RedisSink(Sink):
         *,
         layout: RedisLayout,
         password: str | None = None,
+        ssl_ca_certs: str | None = None,
         dedupe_ttl_s: int = 30 * 86_400,
         customer_ttl_s: int = 400 * 86_400,
         history_len: int = 50,
@@ -107,9 +108,11 @@ class RedisSink(Sink):
         self.customer_ttl_s = customer_ttl_s
         self.history_len = history_len
         self.stream_maxlen = stream_maxlen
+        tls: dict[str, Any] = {"ssl_ca_certs": ssl_ca_certs} if ssl_ca_certs else {}
         self.client = aioredis.Redis.from_url(
             url,
             password=password,
+            **tls,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
         )

@@ -387,7 +387,7 @@ def _redis_rebuild(settings: Settings, args: argparse.Namespace) -> int:
 def _customer_show(settings: Settings, args: argparse.Namespace) -> int:
     layout = RedisLayout(settings.redis_prefix)
     client = redis.Redis.from_url(
-        settings.redis_url, password=settings.redis_password, decode_responses=True
+        settings.redis_url, **settings.redis_client_options(), decode_responses=True
     )
     try:
         state: dict[str, str] = client.hgetall(layout.customer(args.customer_id))  # type: ignore[assignment]

@@ -163,6 +163,7 @@ def _sink(settings: Settings) -> RedisSink:
         settings.redis_url,
         layout=RedisLayout(settings.redis_prefix),
         password=settings.redis_password,
+        ssl_ca_certs=settings.redis_ssl_cafile,
         dedupe_ttl_s=settings.redis_dedupe_ttl_s,
         customer_ttl_s=settings.redis_customer_ttl_s,
         history_len=settings.redis_history_len,

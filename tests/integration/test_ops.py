@@ -17,9 +17,11 @@ import redis
 from config.settings import Settings, load_settings
 from sinks.redis import RedisLayout
 from streams.localstack import ApacheKafka, RedisServer, free_port
+from streams.replay import Recorded
 from streams.simulator import generate
 from tests.support import (
     WorkerProcess,
+    dead_letters,
     expected,
     produce,
     recorded,
@@ -74,7 +76,11 @@ def test_endpoints_report_health_metrics_and_customer_state(
     """After a stream: alive, ready, metrics equal to what was processed, customers' states."""
     settings = settings_for(kafka, redis_server.url)
     base = f"http://127.0.0.1:{settings.web_port}"
-    messages = recorded(STREAM, settings)
+    oversized = b'{"pad":"' + b"x" * settings.max_message_bytes + b'"}'
+    messages = [
+        *recorded(STREAM, settings),
+        Recorded(settings.topics.transactions, b"c0001", oversized),
+    ]
     want = expected(messages, settings)
     total = asyncio.run(produce(settings, messages))
     worker = WorkerProcess(settings, artifacts / "worker.log").start()
@@ -89,7 +95,9 @@ def test_endpoints_report_health_metrics_and_customer_state(
         assert status == 200
         values = metric_values(body.decode())
         assert values["ews_events_in_total"] == total
-        assert values["ews_dead_letters_total"] == len(want.dead_letters) == 6
+        assert values["ews_dead_letters_total"] == len(want.dead_letters) == 7
+        letters = dead_letters(settings)
+        assert [d["error_code"] for d in letters].count("oversized") == 1
         by_level_kind = Counter((a.level.label, a.kind.value) for a in want.alerts)
         for (level, kind), count in by_level_kind.items():
             assert values[f'ews_alerts_total{{level="{level}",kind="{kind}"}}'] == count
