@@ -108,6 +108,9 @@ class Settings:
     model_params_file: str | None = field(default=None, metadata=_doc("EWS_MODEL_PARAMS_FILE"))
     model_publish_every: int = field(default=100, metadata=_doc("EWS_MODEL_PUBLISH_EVERY"))
     web_port: int = field(default=0, metadata=_doc("EWS_WEB_PORT"))  # 0: no web server
+    web_host: str | None = field(  # how other workers reach this one (default: the hostname)
+        default=None, metadata=_doc("EWS_WEB_HOST")
+    )
     log_format: str = field(default="auto", metadata=_doc("EWS_LOG_FORMAT"))
     log_level: str = field(default="info", metadata=_doc("EWS_LOG_LEVEL"))
     sink_retry_max_s: float = field(default=10.0, metadata=_doc("EWS_SINK_RETRY_MAX_S"))
