@@ -27,12 +27,14 @@ pytestmark = pytest.mark.kafka
 KAFKA_USER = "svc-ews"
 KAFKA_SECRET = f"kafka-pw-{uuid.uuid4().hex}"
 REDIS_SECRET = f"redis-pw-{uuid.uuid4().hex}"
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 STREAM = generate(customers=20, days=120, seed=5, malformed=2)
 
 
 class SaslKafka(ApacheKafka):
-    """Apache Kafka with a second listener, SASL_PLAINTEXT with the PLAIN mechanism, for one
-    user (the plaintext listener stays for the broker's own readiness probe)."""
+    """Apache Kafka with a second listener, SASL_PLAINTEXT with PLAIN, SCRAM-SHA-256 and
+    SCRAM-SHA-512, for one user (the plaintext listener stays for the broker's readiness probe
+    and for creating the SCRAM credentials)."""
 
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
@@ -50,12 +52,27 @@ class SaslKafka(ApacheKafka):
         props["listeners"] += f",{sasl}"
         props["advertised.listeners"] += f",{sasl}"
         props["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
-        props["sasl.enabled.mechanisms"] = "PLAIN"
+        props["sasl.enabled.mechanisms"] = ",".join(MECHANISMS)
         props["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = (
             "org.apache.kafka.common.security.plain.PlainLoginModule required "
             f'user_{KAFKA_USER}="{KAFKA_SECRET}";'
         )
+        for scram in MECHANISMS[1:]:
+            props[f"listener.name.sasl_plaintext.{scram.lower()}.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
         return "".join(f"{key}={value}\n" for key, value in props.items())
+
+    def add_scram_credentials(self) -> None:
+        """The user's SCRAM credentials, stored in the cluster (as ``kafka-configs.sh`` does)."""
+        for scram in MECHANISMS[1:]:
+            argv = self._java(
+                "kafka.admin.ConfigCommand",
+                "--bootstrap-server", self.bootstrap,
+                "--alter", "--add-config", f"{scram}=[password={KAFKA_SECRET}]",
+                "--entity-type", "users", "--entity-name", KAFKA_USER,
+            )  # fmt: skip
+            subprocess.run(argv, capture_output=True, timeout=120, check=True)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +80,7 @@ def sasl_kafka(kafka: ApacheKafka, tmp_path_factory: pytest.TempPathFactory) -> 
     """(Depends on ``kafka`` only to share its skip when Java or Maven is missing.)"""
     broker = SaslKafka(tmp_path_factory.mktemp("sasl-kafka"))
     broker.start()
+    broker.add_scram_credentials()
     yield broker
     broker.stop()
 
@@ -108,11 +126,14 @@ def secure_settings(kafka: SaslKafka, redis_server: RedisServer, **extra: object
     return load_settings({}, **{**values, **extra})
 
 
+@pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_worker_runs_on_sasl_and_redis_auth_and_logs_no_secret(
-    sasl_kafka: SaslKafka, auth_redis: RedisServer, artifacts: Path
+    sasl_kafka: SaslKafka, auth_redis: RedisServer, artifacts: Path, mechanism: str
 ) -> None:
     """Alerts flow through SASL Kafka into AUTH Redis; the debug log holds neither password."""
-    settings = secure_settings(sasl_kafka, auth_redis, log_level="debug")
+    settings = secure_settings(
+        sasl_kafka, auth_redis, log_level="debug", kafka_sasl_mechanism=mechanism
+    )
     messages = recorded(STREAM, settings)
     want = expected(messages, settings)
     asyncio.run(ensure_topics(settings))
