@@ -72,12 +72,12 @@ class Probes:
         return lag
 
     def families(self) -> list[Family]:
-        p = self.pipeline
-        c = p.counters
-        detector: RiskDetector = p.detector
+        pipeline = self.pipeline
+        c = pipeline.counters
+        detector: RiskDetector = pipeline.detector
         params = detector.model.params if detector.model is not None else None
-        latency = p.delivery.latency
-        watchdog = p.watchdog
+        latency = pipeline.delivery.latency
+        watchdog = pipeline.watchdog
 
         def counter(name: str, help: str, value: float) -> Family:
             return Family(name, "counter", help, [Sample(value)])
@@ -103,18 +103,24 @@ class Probes:
                 "ews_alerts_total",
                 "Alerts emitted, by level and kind.",
                 "counter",
-                [Sample(n, {"level": lv, "kind": k}) for (lv, k), n in sorted(p.alerts_by.items())],
+                [
+                    Sample(n, {"level": lv, "kind": k})
+                    for (lv, k), n in sorted(pipeline.alerts_by.items())
+                ],
             ),
             counter(
                 "ews_alerts_delivered_total",
                 "Alerts acknowledged by Redis and Kafka.",
-                p.delivery.delivered,
+                pipeline.delivery.delivered,
             ),
             Family(
                 "ews_consumer_lag",
                 "Messages on the broker beyond the committed offset, per input partition.",
                 "gauge",
-                [Sample(n, {"topic": t, "partition": str(n_)}) for (t, n_), n in lag.items()],
+                [
+                    Sample(behind, {"topic": topic, "partition": str(partition)})
+                    for (topic, partition), behind in lag.items()
+                ],
             ),
             gauge("ews_consumer_lag_total", "Sum of ews_consumer_lag.", sum(lag.values())),
             histogram(
@@ -127,7 +133,7 @@ class Probes:
             gauge(
                 "ews_sinks_healthy",
                 "1 while sink writes succeed, 0 while retrying.",
-                int(p.delivery.healthy),
+                int(pipeline.delivery.healthy),
             ),
             Family(
                 "ews_model_info",
