@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +38,7 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,
-        **({"web_host": settings.web_host} if settings.web_host else {}),
+        web_host=settings.web_host or socket.gethostname(),  # Faust's default, by name
         broker_commit_interval=1.0,
         # A crashed worker's partitions move on once its session expires: keep that short.
         broker_session_timeout=settings.kafka_session_timeout_s,
