@@ -149,3 +149,44 @@ def test_worker_is_not_ready_while_redis_is_down(
     finally:
         worker.stop()
         own_redis.stop()
+
+
+def test_any_worker_answers_for_any_customer(
+    kafka: ApacheKafka, redis_server: RedisServer, artifacts: Path
+) -> None:
+    """Two workers share the partitions; each answers /customers/{id} for every customer,
+    forwarding to the owner, with the same body."""
+    first = load_settings(
+        {}, **{**_fields(settings_for(kafka, redis_server.url)), "web_host": "127.0.0.1"}
+    )
+    second = load_settings({}, **{**_fields(first), "web_port": free_port()})
+    messages = recorded(STREAM, first)
+    want = expected(messages, first)
+    total = asyncio.run(produce(first, messages))
+    workers = [
+        WorkerProcess(first, artifacts / "worker-1.log").start(),
+        WorkerProcess(second, artifacts / "worker-2.log").start(),
+    ]
+    bases = [f"http://127.0.0.1:{s.web_port}" for s in (first, second)]
+    try:
+        wait_processed(first, total)
+
+        def split() -> bool:
+            owned = [metric_values(get(b + "/metrics")[1].decode()) for b in bases]
+            return all(v.get("ews_assigned_partitions", 0) > 0 for v in owned)
+
+        wait_until(split, 60, "both workers to own partitions")
+        for customer_id in sorted(want.states)[:6]:
+            answers = [get(f"{base}/customers/{customer_id}") for base in bases]
+            assert [status for status, _ in answers] == [200, 200], answers
+            assert answers[0][1] == answers[1][1]
+            assert orjson.loads(answers[0][1])["events"] == want.states[customer_id].events
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def _fields(settings: Settings) -> dict[str, Any]:
+    names = ("kafka_bootstrap", "redis_url", "topic_prefix", "app_id", "redis_prefix",
+             "partitions", "model_learning", "web_port", "web_host")  # fmt: skip
+    return {name: getattr(settings, name) for name in names}
