@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -114,3 +116,16 @@ def test_customer_view_of_a_fresh_state() -> None:
     assert view["notified_level"] == "none"
     assert view["event_time"] == "2025-01-01T00:00:00.000Z"
     assert view["declared_outcome"] is None and view["snoozed_until"] is None
+
+
+def test_every_metric_the_runbook_names_is_exposed() -> None:
+    """The README's metrics table names only metrics /metrics serves, and names them all."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("**Metrics and what to alert on**", 1)[1].split("\n\n", 2)[1]
+    documented = {
+        name
+        for row in table.splitlines()
+        for name in re.findall(r"`(ews_[a-z_]+)", row.split("|")[1])
+    }
+    exposed = {f.name for f in probes(ONE).families()}
+    assert documented == exposed
