@@ -381,6 +381,12 @@ def _redis_rebuild(settings: Settings, args: argparse.Namespace) -> int:
         f"{report.messages} notifications, {report.distinct_alerts} distinct alerts, "
         f"{report.written} written to Redis at {safe_url(settings.redis_url)}"
     )
+    if report.missing_customers:
+        print(
+            f"{report.missing_customers} customers were notified but have no alert left on "
+            f"{settings.topics.notifications} (retention too short?)",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -8,10 +8,14 @@ topic may repeat one; see ``sinks.delivery``), orders them by stream id, which i
 first wrote them in, and writes them back with :meth:`RedisSink.restore`.
 
 The workers' own state (the ``customers`` table) is not in Redis and needs no rebuild: Faust
-restores it from its changelog topic. What the topic no longer holds cannot come back, so
-``ews.notifications`` should keep messages at least ``EWS_REDIS_CUSTOMER_TTL_S`` (README,
-"Runbook"). A message without the header (written before it existed) gets an id from its
-``emitted_at`` time, after every id before it.
+restores it from its changelog topic. What the notifications topic no longer holds cannot come
+back, so it should keep messages at least ``EWS_REDIS_CUSTOMER_TTL_S`` (README, "Runbook"). The
+rebuild checks that against the changelog (compacted: every live customer's latest state): a
+customer whose state says an alert was notified, but who has no alert on the topic, is counted
+in :attr:`RebuildReport.missing_customers` and logged.
+
+A message without the header (written before it existed) gets an id from its ``emitted_at``
+time, after every id before it.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from config.settings import Settings
-from detectors.alert import Alert
+from detectors.alert import Alert, Level
+from detectors.state import CustomerState
 from sinks.base import Outgoing
 from sinks.notifications import STREAM_ID_HEADER
 from sinks.redis import RedisLayout, RedisSink
+from streams.applier import is_customer_key
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +50,7 @@ class RebuildReport:
     distinct_alerts: int
     written: int  # new in Redis (the rest were already in the stream)
     without_stream_id: int
+    missing_customers: int  # notified per the changelog, absent from the notifications topic
 
 
 async def rebuild(settings: Settings, force: bool = False) -> RebuildReport:
@@ -63,17 +70,40 @@ async def rebuild(settings: Settings, force: bool = False) -> RebuildReport:
         written = await sink.restore(alerts, now_ms=int(time.time() * 1000))
     finally:
         await sink.close()
+    notified = await notified_customers(settings)
+    missing = sorted(notified - {out.alert.customer_id for out in alerts})
     report = RebuildReport(
         messages=len(messages),
         distinct_alerts=len(alerts),
         written=written,
         without_stream_id=sum(1 for _, headers, _ in messages if STREAM_ID_HEADER not in headers),
+        missing_customers=len(missing),
     )
+    if missing:
+        log.warning(
+            "alerts_missing_from_topic",
+            customers=len(missing),
+            examples=missing[:10],
+            hint="the notifications topic dropped them (retention): their Redis view stays empty",
+        )
     log.info("redis_rebuilt", **asdict(report))
     return report
 
 
-Message = tuple[int, dict[str, bytes], bytes]  # (timestamp ms, headers, value)
+async def notified_customers(settings: Settings) -> set[str]:
+    """Customers whose latest state in the ``customers`` changelog was notified above none."""
+    latest: dict[bytes, bytes | None] = {}
+    for key, _, value in await read_all(settings, f"{settings.app_id}-customers-changelog"):
+        if key is not None and is_customer_key(key):
+            latest[key] = value
+    return {
+        key.decode()
+        for key, value in latest.items()
+        if value is not None and CustomerState.decode(value).alert.notified > Level.NONE
+    }
+
+
+Message = tuple[bytes | None, dict[str, bytes], bytes | None]  # (key, headers, value)
 _NO_SEQUENCE = 2**63
 
 
@@ -82,6 +112,8 @@ def ordered_alerts(messages: list[Message]) -> list[Outgoing]:
     seen: set[str] = set()
     found: list[tuple[tuple[int, int], Outgoing]] = []
     for _, headers, value in messages:
+        if value is None:
+            continue
         data = orjson.loads(value)
         if data["alert_id"] in seen:
             continue
@@ -108,7 +140,8 @@ def ordered_alerts(messages: list[Message]) -> list[Outgoing]:
 
 
 async def read_all(settings: Settings, topic: str) -> list[Message]:
-    """Every message now on ``topic`` (all partitions, by partition then offset)."""
+    """Every message now on ``topic`` (all partitions, by partition then offset; none if the
+    topic does not exist)."""
     admin = _admin(settings)
     await admin.start()
     try:
@@ -133,8 +166,8 @@ async def read_all(settings: Settings, topic: str) -> list[Message]:
             batches = await consumer.getmany(timeout_ms=1000)
             for records in batches.values():
                 for r in records:
-                    if r.offset < ends[TopicPartition(r.topic, r.partition)] and r.value:
-                        message = (r.timestamp, dict(r.headers), r.value)
+                    if r.offset < ends[TopicPartition(r.topic, r.partition)]:
+                        message = (r.key, dict(r.headers), r.value)
                         out.append((r.partition, r.offset, message))
         return [message for _, _, message in sorted(out, key=lambda item: item[:2])]
     finally:

@@ -15,7 +15,7 @@ import redis
 
 from config.settings import Settings, load_settings
 from streams.localstack import ApacheKafka, RedisServer
-from streams.rebuild import group_members
+from streams.rebuild import group_members, notified_customers
 from streams.simulator import generate
 from tests.support import WorkerProcess, produce, recorded, redis_alerts, wait_processed, wait_until
 
@@ -89,6 +89,8 @@ def test_rebuild_after_flushall_restores_every_key(
         worker.stop()
     alerts = redis_alerts(settings)
     assert len(alerts) >= 10, "the seeded input must give enough alerts to mean something"
+    notified = asyncio.run(notified_customers(settings))
+    assert notified and notified <= {a["customer_id"] for a in alerts}
     before = snapshot(settings)
     kinds = {kind for kind, _, _ in before.values()}
     assert kinds == {"string", "hash", "list", "zset", "stream"}
@@ -98,6 +100,7 @@ def test_rebuild_after_flushall_restores_every_key(
     wait_until(lambda: asyncio.run(group_members(settings)) == 0, 30, "the group to empty")
     done = ews(settings, "redis", "rebuild")
     assert done.returncode == 0, done.stderr
+    assert '"missing_customers":0' in done.stderr, "every notified customer has its alerts"
     after = snapshot(settings)
 
     assert sorted(after) == sorted(before)

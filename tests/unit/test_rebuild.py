@@ -28,7 +28,7 @@ def message(alert_id: str, stream_id: str | None, emitted: datetime = EMITTED) -
         rules_version="rules-1",
     )
     headers = {} if stream_id is None else {STREAM_ID_HEADER: stream_id.encode()}
-    return (0, headers, orjson.dumps(alert.to_dict(emitted)))
+    return (b"c1", headers, orjson.dumps(alert.to_dict(emitted)))
 
 
 def test_alerts_come_back_in_stream_id_order_once_each() -> None:
