@@ -145,6 +145,16 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--timeout", type=float, help="stop after this many idle seconds")
     tail.set_defaults(handler=_alerts_tail)
 
+    deadletter = sub.add_parser("deadletter", help="the dead-letter topic")
+    deadletter_sub = deadletter.add_subparsers(dest="deadletter_command", required=True)
+    replay_letters = deadletter_sub.add_parser(
+        "replay", help="send dead letters since the last replay back to their input topics"
+    )
+    replay_letters.add_argument(
+        "--dry-run", action="store_true", help="count them by error code; send nothing"
+    )
+    replay_letters.set_defaults(handler=_deadletter_replay)
+
     redis_cmd = sub.add_parser("redis", help="manage the Redis view")
     redis_sub = redis_cmd.add_subparsers(dest="redis_command", required=True)
     rebuild = redis_sub.add_parser(
@@ -366,6 +376,16 @@ async def tail_alerts(
     finally:
         await consumer.stop()
     return shown
+
+
+def _deadletter_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.deadletters import replay_dead_letters
+
+    report = asyncio.run(replay_dead_letters(settings, dry_run=args.dry_run))
+    codes = ", ".join(f"{code} {n}" for code, n in sorted(report.by_error.items())) or "none"
+    verb = "would replay" if args.dry_run else "replayed"
+    print(f"{report.read} dead letters since the last replay ({codes}); {verb} {report.replayed}")
+    return 0
 
 
 def _redis_rebuild(settings: Settings, args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ from sinks.base import Outgoing
 from sinks.notifications import STREAM_ID_HEADER
 from sinks.redis import RedisLayout, RedisSink
 from streams.applier import is_customer_key
+from streams.topics import topic_partitions
 
 log = structlog.get_logger(__name__)
 
@@ -142,13 +143,7 @@ def ordered_alerts(messages: list[Message]) -> list[Outgoing]:
 async def read_all(settings: Settings, topic: str) -> list[Message]:
     """Every message now on ``topic`` (all partitions, by partition then offset; none if the
     topic does not exist)."""
-    admin = _admin(settings)
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    tps = [TopicPartition(topic, p["partition"]) for d in described for p in d["partitions"]]
+    tps = await topic_partitions(settings, topic)
     if not tps:
         return []
     consumer = AIOKafkaConsumer(
@@ -176,19 +171,15 @@ async def read_all(settings: Settings, topic: str) -> list[Message]:
 
 async def group_members(settings: Settings) -> int:
     """Members of the worker group now (0 when it is empty or unknown)."""
-    admin = _admin(settings)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_client_options()
+    )
     await admin.start()
     try:
         responses = await admin.describe_consumer_groups([settings.app_id])
     finally:
         await admin.close()
     return sum(len(group[5]) for response in responses for group in response.groups)
-
-
-def _admin(settings: Settings) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_client_options()
-    )
 
 
 def _sink(settings: Settings) -> RedisSink:
