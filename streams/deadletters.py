@@ -8,8 +8,8 @@ own timestamp, or dead-letter it again if it still fails.
 
 Each dead letter is replayed once: progress is the committed offset of the consumer group
 ``{app id}-deadletter-replay`` on the dead-letter topic, committed only after the producer has
-flushed, so a run replays what arrived since the last one. ``--dry-run`` counts without sending
-or committing.
+flushed, so a run replays what arrived since the last one (a run that dies between the two is
+replayed whole by the next). ``--dry-run`` counts without sending or committing.
 """
 
 from __future__ import annotations
