@@ -70,6 +70,10 @@ class Settings:
         default=None, repr=False, metadata=_doc("EWS_KAFKA_SASL_PASSWORD")
     )
     kafka_ssl_cafile: str | None = field(default=None, metadata=_doc("EWS_KAFKA_SSL_CAFILE"))
+    kafka_ssl_certfile: str | None = field(  # client certificate (mutual TLS), PEM
+        default=None, metadata=_doc("EWS_KAFKA_SSL_CERTFILE")
+    )
+    kafka_ssl_keyfile: str | None = field(default=None, metadata=_doc("EWS_KAFKA_SSL_KEYFILE"))
     kafka_session_timeout_s: float = field(
         default=10.0, metadata=_doc("EWS_KAFKA_SESSION_TIMEOUT_S")
     )
@@ -79,6 +83,9 @@ class Settings:
     redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata=_doc("EWS_REDIS_URL"))
     redis_password: str | None = field(
         default=None, repr=False, metadata=_doc("EWS_REDIS_PASSWORD")
+    )
+    redis_ssl_cafile: str | None = field(  # CA bundle for rediss:// (TLS)
+        default=None, metadata=_doc("EWS_REDIS_SSL_CAFILE")
     )
     redis_prefix: str = field(default="ews:", metadata=_doc("EWS_REDIS_PREFIX"))
     redis_stream_maxlen: int = field(default=100_000, metadata=_doc("EWS_REDIS_STREAM_MAXLEN"))
@@ -101,6 +108,9 @@ class Settings:
     model_params_file: str | None = field(default=None, metadata=_doc("EWS_MODEL_PARAMS_FILE"))
     model_publish_every: int = field(default=100, metadata=_doc("EWS_MODEL_PUBLISH_EVERY"))
     web_port: int = field(default=0, metadata=_doc("EWS_WEB_PORT"))  # 0: no web server
+    web_host: str | None = field(  # how other workers reach this one (default: the hostname)
+        default=None, metadata=_doc("EWS_WEB_HOST")
+    )
     log_format: str = field(default="auto", metadata=_doc("EWS_LOG_FORMAT"))
     log_level: str = field(default="info", metadata=_doc("EWS_LOG_LEVEL"))
     sink_retry_max_s: float = field(default=10.0, metadata=_doc("EWS_SINK_RETRY_MAX_S"))
@@ -114,11 +124,21 @@ class Settings:
         """Security options for aiokafka clients (producers, consumers, admin)."""
         options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
         if self.kafka_security_protocol in {"SSL", "SASL_SSL"}:
-            options["ssl_context"] = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
+            context = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
+            if self.kafka_ssl_certfile:
+                context.load_cert_chain(self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+            options["ssl_context"] = context
         if self.kafka_security_protocol.startswith("SASL"):
             options["sasl_mechanism"] = self.kafka_sasl_mechanism or "PLAIN"
             options["sasl_plain_username"] = self.kafka_sasl_username
             options["sasl_plain_password"] = self.kafka_sasl_password
+        return options
+
+    def redis_client_options(self) -> dict[str, Any]:
+        """AUTH and TLS options for redis-py clients (``Redis.from_url(url, **options)``)."""
+        options: dict[str, Any] = {"password": self.redis_password}
+        if self.redis_ssl_cafile:
+            options["ssl_ca_certs"] = self.redis_ssl_cafile
         return options
 
     @property
@@ -170,6 +190,18 @@ def _validate(s: Settings) -> None:
         fail("kafka_security_protocol", f"unknown protocol {s.kafka_security_protocol!r}")
     if s.kafka_sasl_mechanism not in {None, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}:
         fail("kafka_sasl_mechanism", f"unknown mechanism {s.kafka_sasl_mechanism!r}")
+    if s.kafka_security_protocol.startswith("SASL"):
+        for name in ("kafka_sasl_username", "kafka_sasl_password"):
+            if not getattr(s, name):
+                fail(name, f"required with {s.kafka_security_protocol}")
+    for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile", "redis_ssl_cafile"):
+        path = getattr(s, name)
+        if path is not None and not Path(path).is_file():
+            fail(name, f"no such file {path!r}")
+    if s.kafka_ssl_keyfile and not s.kafka_ssl_certfile:
+        fail("kafka_ssl_keyfile", "given without kafka_ssl_certfile")
+    if s.redis_ssl_cafile and urlparse(s.redis_url).scheme != "rediss":
+        fail("redis_ssl_cafile", "needs a rediss:// redis_url")
     if urlparse(s.redis_url).scheme not in {"redis", "rediss", "unix"}:
         fail("redis_url", f"expected redis://, rediss:// or unix://, got {s.redis_url!r}")
     if not s.redis_prefix:

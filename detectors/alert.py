@@ -102,6 +102,29 @@ class Alert:
             "features_hash": self.features_hash,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alert:
+        """Read the wire form back (the inverse of :meth:`to_dict`, less ``emitted_at``)."""
+        trigger = data["trigger"]
+        return cls(
+            alert_id=data["alert_id"],
+            customer_id=data["customer_id"],
+            kind=AlertKind(data["kind"]),
+            level=Level.parse(data["level"]),
+            previous_level=Level.parse(data["previous_level"]),
+            score=float(data["score"]),
+            reasons=tuple(
+                Reason(r["code"], r["text"], r["value"], r["contribution"]) for r in data["reasons"]
+            ),
+            trigger=Trigger(
+                trigger["event_id"], trigger["topic"], trigger["partition"], trigger["offset"]
+            ),
+            event_time=datetime.fromisoformat(data["event_time"]),
+            model_version=data["model_version"],
+            rules_version=data["rules_version"],
+            features_hash=data.get("features_hash", ""),
+        )
+
 
 def alert_id(
     customer_id: str,

@@ -26,6 +26,7 @@ class Outgoing:
 
     alert: Alert
     payload: bytes
+    stream_id: str | None = None  # the alert's entry id in the Redis alert stream, once written
 
 
 class Sink(ABC):
@@ -37,3 +38,7 @@ class Sink(ABC):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Return if the sink answers now; raise :class:`SinkUnavailable` if not (readiness)."""

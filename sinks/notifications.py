@@ -1,7 +1,8 @@
 """The ``ews.notifications`` topic: one message per alert, keyed by ``customer_id``.
 
 ``write_batch`` returns only when the broker acknowledged every message (``acks=all``), so
-offsets committed afterwards never run ahead of a notification.
+offsets committed afterwards never run ahead of a notification. Each message carries the alert's
+Redis stream entry id in a header, so a lost Redis can be rebuilt with the same ids.
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ class NotificationSink(Sink):
         try:
             pending = [
                 await self.producer.send(
-                    self.topic, out.payload, key=out.alert.customer_id.encode()
+                    self.topic,
+                    out.payload,
+                    key=out.alert.customer_id.encode(),
+                    headers=_headers(out),
                 )
                 for out in batch
             ]
@@ -65,7 +69,22 @@ class NotificationSink(Sink):
         except (KafkaError, OSError, TimeoutError) as exc:
             raise SinkUnavailable(f"publishing to {self.topic} failed: {exc!r}") from exc
 
+    async def ping(self) -> None:
+        """A metadata round trip to the cluster on the producer's own connections."""
+        try:
+            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), self.timeout_s)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise SinkUnavailable(f"cannot reach Kafka at {self.bootstrap}: {exc!r}") from exc
+
     async def close(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+
+
+STREAM_ID_HEADER = "ews-stream-id"
+"""Header naming the alert's entry id in the Redis alert stream (``ews redis rebuild`` uses it)."""
+
+
+def _headers(out: Outgoing) -> list[tuple[str, bytes]] | None:
+    return None if out.stream_id is None else [(STREAM_ID_HEADER, out.stream_id.encode())]

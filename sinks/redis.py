@@ -2,16 +2,19 @@
 
 Each alert is written by one Lua script, atomically: a dedupe key ``alert:{alert_id}`` is set
 first, and if it already existed nothing else is written, so a retried batch writes nothing twice.
-The dedupe key holds ``pending`` until the alert is confirmed on the notifications topic
-(:meth:`RedisSink.mark_published`); :meth:`RedisSink.write` returns what is still pending, so a
-retry publishes exactly what was not yet confirmed.
+The dedupe key holds ``pending {stream id}`` until the alert is confirmed on the notifications
+topic, then ``published {stream id}`` (:meth:`RedisSink.mark_published`); :meth:`RedisSink.write`
+returns what is still pending, with its stream entry id, so a retry publishes exactly what was not
+yet confirmed, and the notification can carry the id (``ews redis rebuild`` restores the stream
+with the same ids).
 Every key has a TTL or a size cap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -38,15 +41,20 @@ if ARGV[3] == 'none' then
 else
   redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
 end
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[13], '*', 'alert_id', ARGV[1], 'alert', ARGV[2])
+local id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[13], '*', 'alert_id', ARGV[1],
+                     'alert', ARGV[2])
+redis.call('SET', KEYS[1], 'pending ' .. id, 'XX', 'KEEPTTL')
 redis.call('PUBLISH', ARGV[14], ARGV[2])
-return 'new'
+return 'pending ' .. id
 """
 
-# KEYS: dedupe keys. Marks them published, keeping their TTL.
+# KEYS: dedupe keys. Marks them published, keeping their TTL and the stream entry id.
 _MARK_PUBLISHED = """
 for i, key in ipairs(KEYS) do
-  redis.call('SET', key, 'published', 'XX', 'KEEPTTL')
+  local value = redis.call('GET', key)
+  if value then
+    redis.call('SET', key, string.gsub(value, '^pending', 'published'), 'XX', 'KEEPTTL')
+  end
 end
 return #KEYS
 """
@@ -87,6 +95,7 @@ class RedisSink(Sink):
         *,
         layout: RedisLayout,
         password: str | None = None,
+        ssl_ca_certs: str | None = None,
         dedupe_ttl_s: int = 30 * 86_400,
         customer_ttl_s: int = 400 * 86_400,
         history_len: int = 50,
@@ -99,9 +108,11 @@ class RedisSink(Sink):
         self.customer_ttl_s = customer_ttl_s
         self.history_len = history_len
         self.stream_maxlen = stream_maxlen
+        tls: dict[str, Any] = {"ssl_ca_certs": ssl_ca_certs} if ssl_ca_certs else {}
         self.client = aioredis.Redis.from_url(
             url,
             password=password,
+            **tls,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
         )
@@ -109,6 +120,9 @@ class RedisSink(Sink):
         self._mark = self.client.register_script(_MARK_PUBLISHED)
 
     async def start(self) -> None:
+        await self.ping()
+
+    async def ping(self) -> None:
         try:
             await self.client.ping()
         except (RedisError, OSError) as exc:
@@ -126,7 +140,12 @@ class RedisSink(Sink):
                 results = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise SinkUnavailable(f"Redis write failed: {exc}") from exc
-        return [out for out, status in zip(batch, results, strict=True) if status != b"published"]
+        pending = []
+        for out, status in zip(batch, results, strict=True):
+            state, _, stream_id = bytes(status).decode().partition(" ")
+            if state != "published":
+                pending.append(replace(out, stream_id=stream_id or None))
+        return pending
 
     async def mark_published(self, batch: Sequence[Outgoing]) -> None:
         if not batch:
@@ -140,6 +159,59 @@ class RedisSink(Sink):
     async def close(self) -> None:
         await self.client.aclose()
 
+    async def restore(self, batch: Sequence[Outgoing], now_ms: int, chunk: int = 1000) -> int:
+        """Write back alerts read from the notifications topic, each with the ``stream_id`` it
+        first had, in stream order, as :meth:`write` did: the same stream entries, history
+        lists, customer hashes and watch-list, and expiries counted from each alert's original
+        write time (its stream id), not from now. Alerts at or below the stream's last id are
+        skipped, so a second run adds nothing. Nothing is published. Returns how many were
+        written. For a Redis that lost its data, with no worker writing meanwhile."""
+        lay = self.layout
+        last = await self.client.xrevrange(lay.alerts, count=1)
+        top = _stream_id(_text(last[0][0])) if last else (-1, -1)
+        customer_ttl_ms = self.customer_ttl_s * 1000
+        written_at: dict[str, int] = {}  # customer -> write time of their last alert
+        todo = [o for o in batch if o.stream_id and _stream_id(o.stream_id) > top]
+        for start in range(0, len(todo), chunk):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for out in todo[start : start + chunk]:
+                    assert out.stream_id is not None
+                    a = out.alert
+                    ms = _stream_id(out.stream_id)[0]
+                    keys = (lay.customer(a.customer_id), lay.history(a.customer_id))
+                    before = written_at.get(a.customer_id)
+                    if before is not None and ms - before > customer_ttl_ms:
+                        pipe.delete(*keys)  # they had expired before this alert came
+                    fields = self._customer_fields(out)
+                    mapping: dict[Any, Any] = fields
+                    pipe.hset(keys[0], mapping=mapping)
+                    pipe.lpush(keys[1], out.payload)
+                    pipe.ltrim(keys[1], 0, self.history_len - 1)
+                    if a.level.label == "none":
+                        pipe.zrem(lay.watchlist, a.customer_id)
+                    else:
+                        pipe.zadd(lay.watchlist, {a.customer_id: float(fields["score"])})
+                    pipe.xadd(
+                        lay.alerts,
+                        {"alert_id": a.alert_id, "alert": out.payload},
+                        id=out.stream_id,
+                        maxlen=self.stream_maxlen,
+                        approximate=True,
+                    )
+                    dedupe_until = ms + self.dedupe_ttl_s * 1000
+                    if dedupe_until > now_ms:
+                        pipe.set(
+                            lay.dedupe(a.alert_id), f"published {out.stream_id}", pxat=dedupe_until
+                        )
+                    written_at[a.customer_id] = ms
+                await pipe.execute()
+        async with self.client.pipeline(transaction=False) as pipe:
+            for customer_id, ms in written_at.items():
+                pipe.pexpireat(lay.customer(customer_id), ms + customer_ttl_ms)
+                pipe.pexpireat(lay.history(customer_id), ms + customer_ttl_ms)
+            await pipe.execute()
+        return len(todo)
+
     def _keys(self, out: Outgoing) -> list[str]:
         a = out.alert
         return [
@@ -150,25 +222,47 @@ class RedisSink(Sink):
             self.layout.alerts,
         ]
 
+    def _customer_fields(self, out: Outgoing) -> dict[str, str]:
+        """The customer hash after this alert (field names as in :data:`_WRITE_ALERT`)."""
+        a = out.alert
+        return {
+            "level": a.level.label,
+            "score": f"{a.score:.6f}",
+            "reasons": orjson.dumps([r.to_dict() for r in a.reasons]).decode(),
+            "updated_at": a.event_time.isoformat(),
+            "model_version": a.model_version,
+            "rules_version": a.rules_version,
+            "last_alert_id": a.alert_id,
+        }
+
     def _args(self, out: Outgoing) -> list[str | bytes | int]:
         a = out.alert
-        reasons = orjson.dumps([r.to_dict() for r in a.reasons])
+        fields = self._customer_fields(out)
         return [
             a.alert_id,
             out.payload,
-            a.level.label,
-            f"{a.score:.6f}",
+            fields["level"],
+            fields["score"],
             a.customer_id,
-            a.event_time.isoformat(),
-            a.model_version,
-            a.rules_version,
-            reasons,
+            fields["updated_at"],
+            fields["model_version"],
+            fields["rules_version"],
+            fields["reasons"],
             self.dedupe_ttl_s,
             self.customer_ttl_s,
             self.history_len,
             self.stream_maxlen,
             self.layout.channel,
         ]
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _stream_id(text: str) -> tuple[int, int]:
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def safe_url(url: str) -> str:

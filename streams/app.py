@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
 from sinks.notifications import NotificationSink
 from sinks.redis import RedisLayout, RedisSink
-from streams import faust_fixes
+from streams import faust_fixes, web
 from streams.lane import FastLane
 from streams.pipeline import Pipeline
 from streams.records import decoders
@@ -37,6 +38,7 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,
+        web_host=settings.web_host or socket.gethostname(),  # Faust's default, by name
         broker_commit_interval=1.0,
         # A crashed worker's partitions move on once its session expires: keep that short.
         broker_session_timeout=settings.kafka_session_timeout_s,
@@ -90,6 +92,8 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
         pipeline.revoked({tp.partition for tp in revoked if tp.topic in settings.topics.inputs})
 
     app.pipeline = pipeline  # type: ignore[attr-defined]
+    if settings.web_port:
+        web.install(app, web.Probes(app, pipeline, settings.topics.inputs), table)
     if settings.model_learning and not settings.model_params_file:
         trainer = Trainer(
             state_table=app.Table("trainer", partitions=1, key_type=bytes, value_type=bytes),
@@ -109,6 +113,7 @@ def _delivery(settings: Settings) -> Delivery:
         settings.redis_url,
         layout=RedisLayout(settings.redis_prefix),
         password=settings.redis_password,
+        ssl_ca_certs=settings.redis_ssl_cafile,
         dedupe_ttl_s=settings.redis_dedupe_ttl_s,
         customer_ttl_s=settings.redis_customer_ttl_s,
         history_len=settings.redis_history_len,

@@ -145,6 +145,26 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--timeout", type=float, help="stop after this many idle seconds")
     tail.set_defaults(handler=_alerts_tail)
 
+    deadletter = sub.add_parser("deadletter", help="the dead-letter topic")
+    deadletter_sub = deadletter.add_subparsers(dest="deadletter_command", required=True)
+    replay_letters = deadletter_sub.add_parser(
+        "replay", help="send dead letters since the last replay back to their input topics"
+    )
+    replay_letters.add_argument(
+        "--dry-run", action="store_true", help="count them by error code; send nothing"
+    )
+    replay_letters.set_defaults(handler=_deadletter_replay)
+
+    redis_cmd = sub.add_parser("redis", help="manage the Redis view")
+    redis_sub = redis_cmd.add_subparsers(dest="redis_command", required=True)
+    rebuild = redis_sub.add_parser(
+        "rebuild", help="restore customers, watch-list and alert stream from ews.notifications"
+    )
+    rebuild.add_argument(
+        "--force", action="store_true", help="even while workers of the group are running"
+    )
+    rebuild.set_defaults(handler=_redis_rebuild)
+
     customer = sub.add_parser("customer", help="read one customer's state")
     customer_sub = customer.add_subparsers(dest="customer_command", required=True)
     show = customer_sub.add_parser("show", help="the Redis state of one customer")
@@ -358,10 +378,42 @@ async def tail_alerts(
     return shown
 
 
+def _deadletter_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.deadletters import replay_dead_letters
+
+    report = asyncio.run(replay_dead_letters(settings, dry_run=args.dry_run))
+    codes = ", ".join(f"{code} {n}" for code, n in sorted(report.by_error.items())) or "none"
+    verb = "would replay" if args.dry_run else "replayed"
+    print(f"{report.read} dead letters since the last replay ({codes}); {verb} {report.replayed}")
+    return 0
+
+
+def _redis_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from sinks.base import SinkUnavailable
+    from streams.rebuild import RebuildRefused, rebuild
+
+    try:
+        report = asyncio.run(rebuild(settings, force=args.force))
+    except (RebuildRefused, SinkUnavailable) as exc:
+        print(f"ews redis rebuild: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{report.messages} notifications, {report.distinct_alerts} distinct alerts, "
+        f"{report.written} written to Redis at {safe_url(settings.redis_url)}"
+    )
+    if report.missing_customers:
+        print(
+            f"{report.missing_customers} customers were notified but have no alert left on "
+            f"{settings.topics.notifications} (retention too short?)",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def _customer_show(settings: Settings, args: argparse.Namespace) -> int:
     layout = RedisLayout(settings.redis_prefix)
     client = redis.Redis.from_url(
-        settings.redis_url, password=settings.redis_password, decode_responses=True
+        settings.redis_url, **settings.redis_client_options(), decode_responses=True
     )
     try:
         state: dict[str, str] = client.hgetall(layout.customer(args.customer_id))  # type: ignore[assignment]

@@ -103,6 +103,7 @@ class Pipeline:
             max_wait_s=merge_max_wait_s,
         )
         self.counters = Counters()
+        self.alerts_by: dict[tuple[str, str], int] = {}  # (level, kind): alerts emitted
         self.cache = StateCache(state_cache_customers)
         self.watchdog = watchdog
 
@@ -189,6 +190,9 @@ class Pipeline:
         c.applied += outcome.applied
         c.skipped += outcome.skipped
         c.alerts += len(outcome.alerts)
+        for alert in outcome.alerts:
+            key = (alert.level.label, alert.kind.value)
+            self.alerts_by[key] = self.alerts_by.get(key, 0) + 1
         c.examples += len(outcome.examples)
         c.ticks += outcome.ticks
         c.expired += outcome.expired

@@ -7,6 +7,9 @@ then blocks every later commit for good (issues 318 and 681). The watchdog sees 
 beyond the committed offset while the committed offset has not moved for ``stall_s``. It seeks
 the partition back to its committed offset; the redelivered events are skipped by the
 per-customer offsets, and their acks close the gap.
+
+Until the committed offset moves again the partition is in :attr:`CommitWatchdog.stalled`, and
+the worker reports not-ready (``/readyz``): acked work keeps growing past a commit that does not.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class CommitWatchdog:
         self.stall_s = stall_s
         self.acked_max: dict[TopicPartition, int] = {}
         self._since: dict[TopicPartition, tuple[int | None, float]] = {}
+        self.stalled: set[TopicPartition] = set()
         self.reseeks = 0
 
     def acked(self, tp: TopicPartition, offset: int) -> None:
@@ -44,6 +48,7 @@ class CommitWatchdog:
         for tp in [tp for tp in self.acked_max if tp[1] in partitions]:
             del self.acked_max[tp]
             self._since.pop(tp, None)
+            self.stalled.discard(tp)
 
     async def check(self) -> None:
         if not self.acked_max:
@@ -61,6 +66,7 @@ class CommitWatchdog:
             previous, since = self._since.get(tp, (None, now))
             if not behind or committed != previous:
                 self._since[tp] = (committed, now)
+                self.stalled.discard(tp)
                 continue
             if now - since >= self.stall_s and committed is not None:
                 log.warning(
@@ -71,5 +77,6 @@ class CommitWatchdog:
                     acked_up_to=acked,
                 )
                 self.reseeks += 1
+                self.stalled.add(tp)
                 self._since[tp] = (committed, now)
                 await self.reseek(tp, committed)

@@ -27,7 +27,7 @@ def preflight(settings: Settings, timeout_s: float = 10.0) -> None:
     """Fail fast, in one line, when Redis or Kafka cannot be reached; create missing topics."""
     client = redis.Redis.from_url(
         settings.redis_url,
-        password=settings.redis_password,
+        **settings.redis_client_options(),
         socket_connect_timeout=timeout_s,
         socket_timeout=timeout_s,
     )

@@ -55,3 +55,18 @@ async def test_moving_or_caught_up_commits_are_left_alone() -> None:
         broker.now = t
         await dog.check()
     assert broker.seeks == []
+
+
+async def test_a_stalled_partition_is_flagged_until_its_commit_moves() -> None:
+    """The stall marks the partition (readiness reads it) until the committed offset advances."""
+    broker = Broker()
+    dog = watchdog(broker)
+    dog.acked(TP, 500)
+    for t in (0, 15):
+        broker.now = t
+        await dog.check()
+    assert dog.stalled == {TP}
+    broker.now = 20
+    broker.committed[TP] = 300
+    await dog.check()
+    assert dog.stalled == set()
