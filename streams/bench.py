@@ -117,16 +117,12 @@ class Report:
         for run in self.runs:
             if run.peak_rss_mb is not None:
                 rss[run.mode] = max(rss.get(run.mode, 0.0), run.peak_rss_mb)
-        per_100k = None
-        if "pipeline" in rss:
-            per_100k = round(rss["pipeline"] * 100_000 / self.options["customers"], 1)
         return {
             "options": self.options,
             "environment": self.environment,
             "events_per_s_median": {m: round(r, 1) for m, r in medians.items()},
             "ratios": ratios,
             "peak_rss_mb_max": rss,
-            "pipeline_peak_rss_mb_per_100k_customers": per_100k,
             "latency": self.latency,
             "state_bytes_per_customer": self.state_bytes,
             "runs": [dataclasses.asdict(r) for r in self.runs],
