@@ -6,6 +6,11 @@ score, expected calibration error, ROC AUC) logged with every publication. The t
 state is written to its own changelog-backed table after every example, so a restarted trainer
 continues exactly; every ``publish_every`` labels it writes the parameters (JSON, never pickle)
 to a global table that every worker's scorers read between batches.
+
+A worker that restarts, or takes over partitions, applies again the events after the last
+commit and sends their labels again. A customer's labels mature oldest snapshot first, so the
+trainer keeps, per customer, the newest snapshot time it learned and skips any example at or
+before it: each label is learned once (duplicates are counted and logged).
 """
 
 from __future__ import annotations
@@ -34,26 +39,46 @@ class Trainer:
         self.publish_every = publish_every
         self.recent: deque[tuple[float, bool]] = deque(maxlen=WINDOW)
         self.rejected = 0
+        self.duplicates = 0
 
     async def run(self, stream: Any) -> None:
         async for event in stream.events():
-            example = self._decode(event.value)
-            if example is None:
-                continue
-            model = self._model()
-            self.recent.append((model.predict_proba(example.features), example.label))
-            model.learn_one(example.features, example.label)
-            self.state_table[STATE_KEY] = orjson.dumps(model.to_state())
-            if model.n_labels % self.publish_every == 0:
-                self._publish(model)
+            self.learn(event.value)
+
+    def learn(self, raw: bytes) -> None:
+        """Learn one example from ``ews.training`` unless it is bad or already learned."""
+        decoded = self._decode(raw)
+        if decoded is None:
+            return
+        customer_id, example = decoded
+        seen_key = b"\x00seen:" + customer_id.encode()
+        snapshot_ms = int(example.snapshot_ts.timestamp() * 1000)
+        seen = self.state_table.get(seen_key)
+        if seen is not None and snapshot_ms <= int(seen):
+            self.duplicates += 1
+            log.info("training_example_duplicate", customer_id=customer_id, total=self.duplicates)
+            return
+        model = self._model()
+        self.recent.append((model.predict_proba(example.features), example.label))
+        model.learn_one(example.features, example.label)
+        # Model first: a crash between the two writes can at worst learn this one again.
+        self.state_table[STATE_KEY] = orjson.dumps(model.to_state())
+        self.state_table[seen_key] = str(snapshot_ms).encode()
+        if model.n_labels % self.publish_every == 0:
+            self._publish(model)
 
     def _model(self) -> OnlineRiskModel:
         raw = self.state_table.get(STATE_KEY)
         return OnlineRiskModel.from_state(orjson.loads(raw)) if raw else OnlineRiskModel()
 
-    def _decode(self, raw: bytes) -> LabelledExample | None:
+    def _decode(self, raw: bytes) -> tuple[str, LabelledExample] | None:
         try:
-            return LabelledExample.from_dict(orjson.loads(raw))
+            data = orjson.loads(raw)
+            example = LabelledExample.from_dict(data)
+            customer_id = data.get("customer_id")
+            if not isinstance(customer_id, str) or not customer_id:
+                raise ValueError("customer_id: expected a string")
+            return customer_id, example
         except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
             self.rejected += 1
             log.warning("training_example_rejected", error=str(exc)[:200])

@@ -1,0 +1,55 @@
+"""The trainer learns each matured label once, whoever sends it again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from detectors.labels import LabelledExample
+from detectors.model import OnlineRiskModel
+from streams.trainer import STATE_KEY, Trainer
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def _raw(customer_id: str, day: int, label: bool) -> bytes:
+    snapshot = T0 + timedelta(days=day)
+    example = LabelledExample(
+        snapshot_ts=snapshot,
+        matured_ts=snapshot + timedelta(days=90),
+        features={"dpd": float(day % 7), "utilisation": 0.5},
+        label=label,
+    )
+    return orjson.dumps({**example.to_dict(), "customer_id": customer_id})
+
+
+def _labels(trainer: Trainer) -> int:
+    return OnlineRiskModel.from_state(orjson.loads(trainer.state_table[STATE_KEY])).n_labels
+
+
+def test_a_label_sent_again_after_a_restart_is_learned_once() -> None:
+    """A restarted worker re-applies its uncommitted events and sends their labels again."""
+    trainer = Trainer(state_table={}, model_table={}, publish_every=1000)
+    first = [_raw("c1", 0, False), _raw("c2", 0, True), _raw("c1", 7, False)]
+    for raw in first:
+        trainer.learn(raw)
+    for raw in [first[2], _raw("c1", 14, True), first[1]]:  # redelivered, one new, redelivered
+        trainer.learn(raw)
+    assert _labels(trainer) == 4
+    assert trainer.duplicates == 2
+
+
+def test_the_same_snapshot_time_for_two_customers_is_two_labels() -> None:
+    trainer = Trainer(state_table={}, model_table={}, publish_every=1000)
+    trainer.learn(_raw("c1", 3, False))
+    trainer.learn(_raw("c2", 3, False))
+    assert _labels(trainer) == 2 and trainer.duplicates == 0
+
+
+def test_an_example_without_customer_is_rejected() -> None:
+    trainer = Trainer(state_table={}, model_table={}, publish_every=1000)
+    record = orjson.loads(_raw("c1", 0, False))
+    del record["customer_id"]
+    trainer.learn(orjson.dumps(record))
+    assert trainer.rejected == 1 and STATE_KEY not in trainer.state_table
