@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import math
 import os
 import platform
@@ -36,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,15 @@ from detectors.engine import RiskDetector
 from streams.demo import local_services, produce, start_worker, stop_process
 from streams.records import decoders
 from streams.replay import Recorded, replay
-from streams.simulator import GeneratedStream, as_recorded, generate
+from streams.simulator import (
+    GeneratedMessage,
+    GeneratedStream,
+    Simulation,
+    as_recorded,
+    generate,
+    input_topic,
+    simulate,
+)
 from streams.topics import ensure_topics
 
 MODES = ("limit", "faust-bare", "faust-naive", "pipeline")
@@ -152,26 +161,23 @@ def run_bench(
                 "customers": options.customers,
             },
         )
-        mix = event_mix(options.events, options.customers, options.seed)
         settings = dataclasses.replace(settings, store=STORES[options.store])
         base = _variant(settings, "bench", "bench.")
-        print(f"ews bench: {broker_name}; producing {len(mix.messages)} events", flush=True)
-        asyncio.run(ensure_topics(base))
-        asyncio.run(produce(base, as_recorded(mix.messages, base.topics)))
+        print(f"ews bench: {broker_name}; producing up to {options.events} events", flush=True)
+        sample = _Sample(customers=1000)
+        total = _produce_mix(base, options, sample)
         if "pipeline-2w" in options.modes:
-            wide = _wide(base)
-            asyncio.run(ensure_topics(wide))
-            asyncio.run(produce(wide, as_recorded(mix.messages, wide.topics)))
+            _produce_mix(_wide(base), options)
         for rep in range(options.repeat):
             for mode in options.modes:
-                run = _measure(mode, base, f"{mode}-{rep}", len(mix.messages), workdir)
+                run = _measure(mode, base, f"{mode}-{rep}", total, workdir)
                 report.runs.append(run)
                 rss = f", peak RSS {run.peak_rss_mb:.0f} MB" if run.peak_rss_mb else ""
                 print(f"  {mode:<12} rep {rep + 1}: {run.events_per_s:>10,.0f} events/s{rss}")
         if "pipeline" in options.modes:
             rate = options.latency_rate or report.medians()["pipeline"] / 2
             report.latency = _latency(settings, options, rate, workdir)
-        report.state_bytes = state_bytes(mix, settings.partitions)
+        report.state_bytes = state_bytes(sample.messages, settings.partitions)
         result = report.to_dict()
         print_report(result)
         if options.json_path:
@@ -179,11 +185,36 @@ def run_bench(
     return 0
 
 
-def event_mix(events: int, customers: int, seed: int) -> GeneratedStream:
-    """The first ``events`` (in event time) of a seeded stream over ``customers`` customers."""
+def event_mix(events: int, customers: int, seed: int) -> Iterator[GeneratedMessage]:
+    """The first ``events`` (in event time) of a seeded stream over ``customers`` customers, as
+    simulated (a million customers' mix never sits in memory at once)."""
     days = max(1, math.ceil(events / customers / EVENTS_PER_CUSTOMER_DAY) + 1)
-    stream = generate(customers=customers, days=days, seed=seed, malformed=0)
-    return dataclasses.replace(stream, messages=stream.messages[:events])
+    simulation = Simulation(customers, days, seed, deteriorating_share=0.2, recovery_share=0.0)
+    return itertools.islice(simulate(simulation, {}), events)
+
+
+@dataclass(slots=True)
+class _Sample:
+    """The messages of the first ``customers`` customers seen (for the state size)."""
+
+    customers: int
+    messages: list[GeneratedMessage] = field(default_factory=list)
+    keys: set[bytes | None] = field(default_factory=set)
+
+    def see(self, message: GeneratedMessage) -> GeneratedMessage:
+        if message.key in self.keys or len(self.keys) < self.customers:
+            self.keys.add(message.key)
+            self.messages.append(message)
+        return message
+
+
+def _produce_mix(settings: Settings, options: BenchOptions, sample: _Sample | None = None) -> int:
+    asyncio.run(ensure_topics(settings))
+    messages = event_mix(options.events, options.customers, options.seed)
+    if sample is not None:
+        messages = map(sample.see, messages)
+    recorded = (Recorded(input_topic(settings.topics, m.stream), m.key, m.value) for m in messages)
+    return asyncio.run(produce(settings, recorded))
 
 
 def _variant(settings: Settings, app_id: str, topic_prefix: str) -> Settings:
@@ -441,11 +472,10 @@ def _quantile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-def state_bytes(mix: GeneratedStream, partitions: int, customers: int = 1000) -> dict[str, float]:
-    """Encoded state size per customer after an offline replay of ``customers`` of the mix."""
-    keep = set(list(dict.fromkeys(m.key for m in mix.messages))[:customers])
+def state_bytes(sample: list[GeneratedMessage], partitions: int) -> dict[str, float]:
+    """Encoded state size per customer after an offline replay of a sample of the mix."""
     topics = Topics()
-    messages = as_recorded((m for m in mix.messages if m.key in keep), topics)
+    messages = as_recorded(sample, topics)
     result = replay(
         messages, decoders(topics), RiskDetector(load_rules(), "scorecard-0"), partitions
     )
