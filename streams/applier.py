@@ -13,11 +13,15 @@ since. After every event and tick the customer is put on the agenda for the day 
 Alerts from a sweep name the trigger ``sweep:{partition}:{date}``. Because the clock is the
 partition's own event time, a replay sweeps at exactly the points the live run did.
 
-Keys in the store (all in the customer's partition): the customer id for its state;
-``\\x00agenda:{partition}:{day}`` for a JSON list of customer ids; ``\\x00sweep:{partition}``
-for the last day swept. :attr:`BatchResult.writes` lists states, then agendas, then sweep markers,
-each anchored to a message of its partition, so they reach the changelog in that order: a crash
-that persists only a prefix never leaves a sweep marked done without the states it changed.
+Keys in the store (all in the customer's partition): the customer id for its state; a day's
+agenda as chunks, ``\\x00agenda:{partition}:{day}`` holding how many and
+``\\x00agenda:{partition}:{day}:{n}`` the JSON list of customer ids one batch added (a batch
+writes only what it adds: rewriting a whole day's list, which at a million customers holds
+hundreds of thousands of ids, on every batch cost more than the detectors); and
+``\\x00sweep:{partition}`` for the last day swept. :attr:`BatchResult.writes` lists states,
+then agendas (a chunk before its count), then sweep markers, each anchored to a message of its
+partition, so they reach the changelog in that order: a crash that persists only a prefix never
+leaves a sweep marked done without the states it changed.
 """
 
 from __future__ import annotations
@@ -64,7 +68,12 @@ class BatchResult:
 
 
 def agenda_key(partition: int, day: int) -> bytes:
+    """The number of chunks a day's agenda has (the chunks are :func:`agenda_chunk_key`)."""
     return f"\x00agenda:{partition}:{day}".encode()
+
+
+def agenda_chunk_key(partition: int, day: int, chunk: int) -> bytes:
+    return f"\x00agenda:{partition}:{day}:{chunk}".encode()
 
 
 def sweep_key(partition: int) -> bytes:
@@ -150,7 +159,9 @@ class _Batch:
         self.out = BatchResult()
         self.states: dict[str, CustomerState | None] = {}  # None: absent or expired
         self.changed: dict[str, Any] = {}  # customer id -> anchor, in first-change order
-        self.agendas: dict[tuple[int, int], list[str]] = {}
+        self.chunks: dict[tuple[int, int], int] = {}  # chunks stored per (partition, day)
+        self.added: dict[tuple[int, int], list[str]] = {}  # ids this batch put on a day
+        self.cleared: dict[tuple[int, int], int] = {}  # days swept: their chunks to delete
         self.changed_agendas: dict[tuple[int, int], Any] = {}
         self.swept: dict[int, int | None] = {}
         self.changed_sweeps: dict[int, Any] = {}
@@ -179,8 +190,7 @@ class _Batch:
             if self.cache is not None:
                 self.cache.put(customer_id, state)
         for (partition, day), anchor in self.changed_agendas.items():
-            ids = self.agendas[(partition, day)]
-            writes.append(Write(agenda_key(partition, day), _encode_ids(ids), anchor))
+            writes.extend(self._agenda_writes(partition, day, anchor))
         for partition, anchor in self.changed_sweeps.items():
             writes.append(Write(sweep_key(partition), str(self.swept[partition]).encode(), anchor))
         return self.out
@@ -220,7 +230,9 @@ class _Batch:
                 self.changed.setdefault(customer_id, anchor)
             else:
                 self._keep(state, partition, now, anchor)
-        self.agendas[(partition, day)] = []
+        self.cleared[(partition, day)] = self._chunks(partition, day)
+        self.chunks[(partition, day)] = 0
+        self.added.pop((partition, day), None)
         self.changed_agendas[(partition, day)] = anchor
 
     def _keep(self, state: CustomerState, partition: int, now: datetime, anchor: Any) -> None:
@@ -235,7 +247,7 @@ class _Batch:
         if day == state.wake_day:
             return
         state.wake_day = day
-        self._agenda(partition, day).append(customer_id)
+        self.added.setdefault((partition, day), []).append(customer_id)
         self.changed_agendas[(partition, day)] = anchor
 
     def _collect(self, customer_id: str, applied: Applied) -> None:
@@ -252,18 +264,39 @@ class _Batch:
         return self.states[customer_id]
 
     def _agenda(self, partition: int, day: int) -> list[str]:
+        """Everyone put on the day: the stored chunks, then what this batch added."""
+        ids: list[str] = []
+        for chunk in range(self._chunks(partition, day)):
+            raw = self.get(agenda_chunk_key(partition, day, chunk))
+            ids.extend(orjson.loads(raw) if raw else [])
+        return ids + self.added.get((partition, day), [])
+
+    def _chunks(self, partition: int, day: int) -> int:
+        """How many chunks the day has in the store."""
         key = (partition, day)
-        if key not in self.agendas:
+        if key not in self.chunks:
             raw = self.get(agenda_key(partition, day))
-            self.agendas[key] = [] if raw is None else list(orjson.loads(raw))
-        return self.agendas[key]
+            self.chunks[key] = 0 if raw is None else int(raw)
+        return self.chunks[key]
+
+    def _agenda_writes(self, partition: int, day: int, anchor: Any) -> list[Write]:
+        """A new chunk with this batch's ids, then the count; or, for a swept day, deletes."""
+        if (partition, day) in self.cleared:  # swept: every chunk it had, then the count
+            keys = [
+                agenda_chunk_key(partition, day, n) for n in range(self.cleared[(partition, day)])
+            ]
+            return [Write(key, None, anchor) for key in [*keys, agenda_key(partition, day)]]
+        added = self.added.get((partition, day))
+        if not added:
+            return []
+        count = self._chunks(partition, day)
+        return [
+            Write(agenda_chunk_key(partition, day, count), orjson.dumps(added), anchor),
+            Write(agenda_key(partition, day), str(count + 1).encode(), anchor),
+        ]
 
     def _last_swept(self, partition: int) -> int | None:
         if partition not in self.swept:
             raw = self.get(sweep_key(partition))
             self.swept[partition] = None if raw is None else int(raw)
         return self.swept[partition]
-
-
-def _encode_ids(ids: list[str]) -> bytes | None:
-    return orjson.dumps(ids) if ids else None
