@@ -20,6 +20,7 @@ tables, changelogs and rebalances stay Faust's; the pipeline acks each message w
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -60,6 +61,12 @@ class FastLane:
         for message in live:
             message.tracked = True
             consumer.track_message(message)
+        # What a stream's event tells Faust's monitor; without it Faust logs every partition as
+        # "Stream has not started processing" once its stream timeout (5 min) has passed.
+        inbound = app.monitor.stream_inbound_time
+        now = time.monotonic()
+        for tp in {m.tp for m in live}:
+            inbound[tp] = now
         return live
 
     def ack(self, message: Any) -> None:
