@@ -29,7 +29,7 @@ def stream(name: str = "main") -> GeneratedStream:
         return generate(customers=160, days=120, seed=31, deteriorating_share=0.35, malformed=12)
     share = {"clean": 0.0, "dirty": DIRTY_SHARE}[name]
     simulation = Simulation(
-        customers=200, days=150, seed=32, deteriorating_share=0.3, malformed_share=share
+        customers=200, days=100, seed=32, deteriorating_share=0.3, malformed_share=share
     )
     truth: dict[str, CustomerTruth] = {}
     return GeneratedStream(messages=list(simulate(simulation, truth)), truth=truth)

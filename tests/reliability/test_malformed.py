@@ -1,0 +1,82 @@
+"""10 % malformed input at full rate: every bad message lands in the dead-letter topic once, the
+good ones give exactly the replay's alerts, and the throughput is measured against clean input.
+
+The throughput ratio is printed (run with ``-s``), not asserted: the suite runs on shared,
+noisy machines, and the project keeps timed figures out of its assertions (``ews bench`` is
+where throughput is measured properly)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from config.settings import Settings
+from streams.localstack import ApacheKafka, RedisServer
+from tests.reliability.inputs import DIRTY_SHARE, injected, produce_stream, replayed, stream
+from tests.support import assert_delivered_as_replayed, scenario_settings, scenario_worker
+
+pytestmark = [pytest.mark.kafka, pytest.mark.reliability]
+
+POLL_S = 0.1
+
+
+async def _commit_rate(settings: Settings, total: int, timeout_s: float = 180.0) -> float:
+    """Events/s committed by the group between the first commit seen and the last event's."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    tps = [TopicPartition(t, p) for t in settings.topics.inputs for p in range(settings.partitions)]
+    first: tuple[float, int] | None = None
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            done = sum([(await consumer.committed(tp)) or 0 for tp in tps])
+            now = time.monotonic()
+            if done and first is None:
+                first = (now, done)
+            if done >= total and first is not None:
+                return (done - first[1]) / max(now - first[0], 1e-3)
+            await asyncio.sleep(POLL_S)
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"{settings.app_id}: {total} events not committed in {timeout_s:.0f} s")
+
+
+def _run(settings: Settings, name: str, artifacts: Path) -> float:
+    total = produce_stream(settings, name)
+    worker = scenario_worker(settings, artifacts, name)
+    try:
+        worker.start()
+        return asyncio.run(_commit_rate(settings, total))
+    finally:
+        worker.stop()
+
+
+def test_ten_percent_malformed_input_all_dead_lettered_at_full_rate(
+    kafka: ApacheKafka, redis_server: RedisServer, artifacts: Path
+) -> None:
+    """One population without and with 10 % malformed messages, each pre-produced and read at
+    full rate by a fresh worker: the dirty run dead-letters exactly the injected messages, once
+    each, and raises exactly the replay's alerts; the two rates are reported."""
+    bad = injected("dirty")
+    share = len(bad) / len(stream("dirty").messages)
+    assert abs(share - 0.1) < 0.01 and not injected("clean")
+    clean = scenario_settings(kafka.bootstrap, redis_server.url)
+    dirty = scenario_settings(kafka.bootstrap, redis_server.url)
+    clean_rate = _run(clean, "clean", artifacts)
+    dirty_rate = _run(dirty, "dirty", artifacts)
+    delivered = assert_delivered_as_replayed(dirty, replayed(dirty.partitions, "dirty"), bad)
+    assert delivered.dead_letters == len(bad)
+    print(
+        f"malformed share {share:.3f} (simulator share {DIRTY_SHARE:.3f}); "
+        f"clean {clean_rate:,.0f} events/s, dirty {dirty_rate:,.0f} events/s, "
+        f"ratio {dirty_rate / clean_rate:.2f} (target >= 0.80, reported, not asserted); "
+        f"{delivered}"
+    )
