@@ -11,13 +11,24 @@ import asyncio
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from config.settings import Settings
 from streams.localstack import ApacheKafka, RedisServer
+from streams.replay import Recorded
 from tests.reliability.inputs import DIRTY_SHARE, injected, produce_stream, replayed, stream
-from tests.support import assert_delivered_as_replayed, scenario_settings, scenario_worker
+from tests.support import (
+    assert_delivered_as_replayed,
+    dead_letters,
+    original_bytes,
+    produce,
+    recorded,
+    scenario_settings,
+    scenario_worker,
+    wait_processed,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.reliability]
 
@@ -80,3 +91,30 @@ def test_ten_percent_malformed_input_all_dead_lettered_at_full_rate(
         f"ratio {dirty_rate / clean_rate:.2f} (target >= 0.80, reported, not asserted); "
         f"{delivered}"
     )
+
+
+def test_message_too_large_to_dead_letter_whole_is_dead_lettered_cut(
+    kafka: ApacheKafka, redis_server: RedisServer, artifacts: Path
+) -> None:
+    """An 800 kB message passes the broker's limit on the input topic, but whole and in base64 it
+    would not fit in a dead letter: it is dead-lettered as oversized with its first
+    ``max_message_bytes`` bytes and its length, and the events after it are processed."""
+    settings = scenario_settings(kafka.bootstrap, redis_server.url)
+    customer = stream().messages[0].key
+    huge = orjson.dumps(
+        {"schema_version": 1, "customer_id": customer.decode(), "pad": "9" * 800_000}
+    )
+    follow = recorded(stream(), settings)[:300]
+    total = asyncio.run(
+        produce(settings, [Recorded(settings.topics.transactions, customer, huge), *follow])
+    )
+    worker = scenario_worker(settings, artifacts, "w1")
+    try:
+        worker.start()
+        wait_processed(settings, total, timeout_s=60)
+    finally:
+        worker.stop()
+    [letter] = dead_letters(settings)
+    assert letter["error_code"] == "oversized"
+    assert letter["payload_truncated"] is True and letter["payload_bytes"] == len(huge)
+    assert original_bytes(letter) == huge[: settings.max_message_bytes]
