@@ -245,19 +245,34 @@ def scenario_worker(settings: Settings, folder: Path, name: str) -> WorkerProces
     return WorkerProcess(own, folder / f"{settings.app_id}-{name}.log")
 
 
-def wait_committed_between(
-    settings: Settings, low: int, total: int, timeout_s: float = 90.0, *, poll_s: float = 0.2
-) -> int:
-    """Wait until the group has committed more than ``low`` events; return the count, which must
-    still be short of ``total`` (else the fault would not be mid-stream)."""
+async def changelog_records(settings: Settings) -> int:
+    """Records on the worker group's customer-table changelog (0 until the topic exists)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await consumer.start()
+    try:
+        topic = f"{settings.app_id}-customers-changelog"  # as many partitions as the inputs
+        if topic not in await consumer.topics():
+            return 0
+        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        return sum((await consumer.end_offsets(tps)).values())
+    finally:
+        await consumer.stop()
+
+
+def wait_mid_stream(settings: Settings, total: int, timeout_s: float = 90.0) -> int:
+    """Wait until the worker has applied its first batch (its state is on the changelog): it is
+    then part-way through the input. Return the events committed at that moment, which must be
+    short of ``total`` (else a fault injected now would not be mid-stream). Commits are no
+    signal: they wait for the head of each partition, which the event-time merge may hold, and
+    a busy worker commits seldom."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        done = asyncio.run(committed_total(settings))
-        if done > low:
-            assert done < total, f"all {total} events were committed before the fault"
-            return done
-        time.sleep(poll_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for more than {low} commits")
+    while not asyncio.run(changelog_records(settings)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the worker applied nothing in {timeout_s:.0f}s")
+        time.sleep(0.05)
+    done = asyncio.run(committed_total(settings))
+    assert done < total, f"all {total} events were committed before the fault"
+    return done
 
 
 def unprocessed_partitions(settings: Settings) -> dict[str, tuple[int | None, int]]:

@@ -16,7 +16,7 @@ from tests.support import (
     require_kafka,
     scenario_settings,
     scenario_worker,
-    wait_committed_between,
+    wait_mid_stream,
     wait_processed,
 )
 
@@ -38,14 +38,14 @@ def own_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheKafka]
 def test_broker_paused_for_ten_seconds_mid_stream(
     own_kafka: ApacheKafka, redis_server: RedisServer, artifacts: Path
 ) -> None:
-    """SIGSTOP the broker at the first commit, SIGCONT 10 s later: the worker catches up to
+    """SIGSTOP the broker at the worker's first alert, SIGCONT 10 s later: the worker catches up to
     exactly the replay's alerts."""
     settings = scenario_settings(own_kafka.bootstrap, redis_server.url)
     total = produce_stream(settings)
     worker = scenario_worker(settings, artifacts, "w1")
     try:
         worker.start()
-        at_pause = wait_committed_between(settings, 0, total)
+        at_pause = wait_mid_stream(settings, total)
         own_kafka.pause()
         try:
             time.sleep(OUTAGE_S)
@@ -62,14 +62,14 @@ def test_broker_paused_for_ten_seconds_mid_stream(
 def test_broker_killed_and_restarted_mid_stream(
     own_kafka: ApacheKafka, redis_server: RedisServer, artifacts: Path
 ) -> None:
-    """kill -9 the broker at the first commit and start it again on the same data: the worker
-    reconnects and catches up to exactly the replay's alerts."""
+    """kill -9 the broker at the worker's first alert and start it again on the same data: the
+    worker reconnects and catches up to exactly the replay's alerts."""
     settings = scenario_settings(own_kafka.bootstrap, redis_server.url)
     total = produce_stream(settings)
     worker = scenario_worker(settings, artifacts, "w1")
     try:
         worker.start()
-        at_kill = wait_committed_between(settings, 0, total)
+        at_kill = wait_mid_stream(settings, total)
         own_kafka.kill()
         own_kafka.start()
         wait_processed(settings, total)

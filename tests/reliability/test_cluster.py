@@ -16,7 +16,7 @@ from tests.support import (
     require_kafka,
     scenario_settings,
     scenario_worker,
-    wait_committed_between,
+    wait_mid_stream,
     wait_processed,
     wait_until,
 )
@@ -60,14 +60,14 @@ def test_cluster_loses_the_group_coordinator_mid_stream(
     cluster: KafkaCluster, redis_server: RedisServer, artifacts: Path
 ) -> None:
     """Topics and changelogs with 3 replicas; kill -9 the broker that leads the consumer offsets
-    (the group coordinator) at the worker's first commit and keep it down: the worker finishes
+    (the group coordinator) at the worker's first alert and keep it down: the worker finishes
     on the other two with exactly the replay's alerts; restarted, the broker rejoins every ISR."""
     settings = scenario_settings(cluster.bootstrap, redis_server.url, replication_factor=3)
     total = produce_stream(settings)
     worker = scenario_worker(settings, artifacts, "w1")
     try:
         worker.start()
-        at_kill = wait_committed_between(settings, 0, total)
+        at_kill = wait_mid_stream(settings, total)
         victim = cluster.node(_leader_of(cluster.bootstrap, "__consumer_offsets", 0))
         victim.kill()
         wait_processed(settings, total, timeout_s=180)

@@ -15,9 +15,10 @@ from tests.reliability.inputs import injected, produce_stream, replayed
 from tests.support import (
     assert_delivered_as_replayed,
     committed_total,
+    redis_alerts,
     scenario_settings,
     scenario_worker,
-    wait_committed_between,
+    wait_mid_stream,
     wait_processed,
 )
 
@@ -39,15 +40,17 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 def test_redis_paused_for_ten_seconds_mid_stream(
     kafka: ApacheKafka, own_redis: RedisServer, artifacts: Path
 ) -> None:
-    """SIGSTOP redis-server at the first commit, SIGCONT 10 s later: while it is down the
-    committed offsets stand still (the batch with alerts is retried, not acked) and the worker
-    logs the unavailable sink; afterwards it catches up to exactly the replay's alerts."""
+    """SIGSTOP redis-server once the worker has applied its first batch, SIGCONT 10 s later:
+    while it is down the committed offsets stand still (the batch with alerts is retried, not
+    acked) and the worker logs the unavailable sink; afterwards it catches up to exactly the
+    replay's alerts."""
     settings = scenario_settings(kafka.bootstrap, own_redis.url)
     total = produce_stream(settings)
     worker = scenario_worker(settings, artifacts, "w1")
     try:
         worker.start()
-        at_pause = wait_committed_between(settings, 0, total)
+        at_pause = wait_mid_stream(settings, total)
+        alerts_before = len(redis_alerts(settings))
         own_redis.pause()
         paused_at = time.monotonic()
         try:
@@ -60,7 +63,12 @@ def test_redis_paused_for_ten_seconds_mid_stream(
         wait_processed(settings, total)
     finally:
         worker.stop()
+    want = replayed(settings.partitions)
+    assert alerts_before < len(want.alerts), "every alert was written before the outage"
     assert before_resume == settled < total, "offsets were committed while Redis was down"
     assert '"sink_unavailable"' in worker.log_path.read_text(), "no retry was logged"
-    delivered = assert_delivered_as_replayed(settings, replayed(settings.partitions), injected())
-    print(f"paused at {at_pause}/{total}, held at {settled} for the outage; {delivered}")
+    delivered = assert_delivered_as_replayed(settings, want, injected())
+    print(
+        f"paused at {at_pause}/{total} committed and {alerts_before} alerts, held at {settled} "
+        f"for the outage; {delivered}"
+    )
