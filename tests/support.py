@@ -98,10 +98,18 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
+def _committed_or_zero(settings: Settings) -> int:
+    """Committed events, or 0 while the broker does not answer (a test may have stopped it)."""
+    try:
+        return asyncio.run(committed_total(settings))
+    except Exception:  # aiokafka raises assorted errors (even AssertionError) while it reconnects
+        return 0
+
+
 def wait_processed(settings: Settings, total: int, timeout_s: float = 90.0) -> None:
     try:
         wait_until(
-            lambda: asyncio.run(committed_total(settings)) >= total,
+            lambda: _committed_or_zero(settings) >= total,
             timeout_s,
             f"{total} events committed by {settings.app_id}",
         )
@@ -245,18 +253,21 @@ def scenario_worker(settings: Settings, folder: Path, name: str) -> WorkerProces
     return WorkerProcess(own, folder / f"{settings.app_id}-{name}.log")
 
 
-async def changelog_records(settings: Settings) -> int:
-    """Records on the worker group's customer-table changelog (0 until the topic exists)."""
+async def _first_changelog_write(settings: Settings, timeout_s: float) -> None:
+    """Return as soon as the worker group's customer-table changelog holds a record."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     await consumer.start()
+    topic = f"{settings.app_id}-customers-changelog"  # as many partitions as the inputs
+    tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+    deadline = time.monotonic() + timeout_s
     try:
-        topic = f"{settings.app_id}-customers-changelog"  # as many partitions as the inputs
-        if topic not in await consumer.topics():
-            return 0
-        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
-        return sum((await consumer.end_offsets(tps)).values())
+        while time.monotonic() < deadline:
+            if topic in await consumer.topics() and sum((await consumer.end_offsets(tps)).values()):
+                return
+            await asyncio.sleep(0.02)
     finally:
         await consumer.stop()
+    raise AssertionError(f"the worker applied nothing in {timeout_s:.0f}s")
 
 
 def wait_mid_stream(settings: Settings, total: int, timeout_s: float = 90.0) -> int:
@@ -265,11 +276,7 @@ def wait_mid_stream(settings: Settings, total: int, timeout_s: float = 90.0) -> 
     short of ``total`` (else a fault injected now would not be mid-stream). Commits are no
     signal: they wait for the head of each partition, which the event-time merge may hold, and
     a busy worker commits seldom."""
-    deadline = time.monotonic() + timeout_s
-    while not asyncio.run(changelog_records(settings)):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the worker applied nothing in {timeout_s:.0f}s")
-        time.sleep(0.05)
+    asyncio.run(_first_changelog_write(settings, timeout_s))
     done = asyncio.run(committed_total(settings))
     assert done < total, f"all {total} events were committed before the fault"
     return done

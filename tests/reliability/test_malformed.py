@@ -47,18 +47,16 @@ async def _rate(settings: Settings, total: int, timeout_s: float = 180.0) -> flo
     inputs = [
         TopicPartition(t, p) for t in settings.topics.inputs for p in range(settings.partitions)
     ]
-    changelog = f"{settings.app_id}-customers-changelog"
+    changelog = f"{settings.app_id}-customers-changelog"  # as many partitions as the inputs
     started: float | None = None
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:
             if started is None:
-                partitions = consumer.partitions_for_topic(changelog) or set()
-                if not partitions:
-                    await consumer.topics()  # refresh metadata until the worker creates it
-                tps = [TopicPartition(changelog, p) for p in partitions]
-                if tps and sum((await consumer.end_offsets(tps)).values()):
-                    started = time.monotonic()
+                if changelog in await consumer.topics():
+                    tps = [TopicPartition(changelog, p) for p in range(settings.partitions)]
+                    if sum((await consumer.end_offsets(tps)).values()):
+                        started = time.monotonic()
             elif sum([(await consumer.committed(tp)) or 0 for tp in inputs]) >= total:
                 return total / max(time.monotonic() - started, 1e-3)
             await asyncio.sleep(POLL_S)
