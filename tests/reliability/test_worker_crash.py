@@ -75,7 +75,7 @@ def test_three_workers_lose_one_then_gain_one(
         time.sleep(JOIN_AFTER_S)  # the killed worker's session has not expired yet
         workers[3].start()
         at_join = asyncio.run(committed_total(settings))
-        wait_processed(settings, total, timeout_s=180)
+        wait_processed(settings, total, timeout_s=120)
     finally:
         for worker in workers:
             worker.stop()
