@@ -50,6 +50,7 @@ def one_input(data: bytes) -> None:
 def main() -> None:
     import atheris  # optional: only this program needs it
 
+    atheris.instrument_all()  # coverage of every loaded module (the decoders included)
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()
 
