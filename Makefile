@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration lint format services clean
+.PHONY: demo test unit reliability integration lint format services clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(STAMP) services
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
+
+# Also part of `make test`; on their own: kills, pauses and restarts mid-stream (Apache Kafka).
+reliability: $(STAMP) services
+	$(BIN)/pytest -q -m reliability tests/reliability
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -9,6 +9,15 @@ then takes hours to commit what it processed in seconds, and a crash replays all
 
 The fix: before Faust computes the offset to commit, drop offsets below the committed one and
 duplicates. Every offset still has to be acked before it is committed, so no guarantee changes.
+
+A second fix closes the head of the partition. Faust refuses to commit while an offset at the head
+is unacked only when ``min(acked) - committed > 1`` and ``committed`` is truthy: one unacked offset
+right at the committed one, any at offset 0, and any before the first commit are committed past.
+That is how a message in flight when the agent crashed (Faust restarts the agent and acks what
+follows) was lost without a trace. Here the head is the committed offset, or, before the first
+commit, the first offset read since the partition was assigned (``FIRST_READ``, kept by
+``streams.lane``); nothing is committed while an offset between it and the lowest ack is neither
+acked nor a recorded gap. Such a stall is what ``streams.watchdog`` re-seeks.
 """
 
 from __future__ import annotations
@@ -20,13 +29,31 @@ from faust.transport.consumer import Consumer
 _original_new_offset = Consumer._new_offset
 
 
+#: attribute of the consumer: ``{tp: first offset read since the partition was assigned}``
+FIRST_READ = "_ews_first_read"
+
+
 def _new_offset_without_duplicates(self: Any, tp: Any) -> int | None:
     acked = self._acked[tp]
     if acked:
         committed = self._committed_offset[tp]
         acked[:] = sorted({o for o in acked if committed is None or o >= committed})
+        head = committed if committed is not None else getattr(self, FIRST_READ, {}).get(tp)
+        if head is not None and acked and acked[0] > head:  # noqa: SIM102 - reads as two steps
+            if not _covered(self._gap[tp], head, acked[0]):
+                return None  # an offset at the head was never acked
     result: int | None = _original_new_offset(self, tp)
     return result
+
+
+def _covered(gap: Any, start: int, end: int) -> bool:
+    """True if the intervals of ``gap`` cover every offset from ``start`` to ``end - 1``."""
+    at = start
+    for interval in sorted(gap.overlap(start, end), key=lambda i: i.begin):
+        if interval.begin > at:
+            return False
+        at = max(at, interval.end)
+    return at >= end
 
 
 def install() -> None:

@@ -26,6 +26,8 @@ from typing import Any
 
 from faust.transport.consumer import Consumer
 
+from streams import faust_fixes
+
 LANE_ATTRIBUTE = "_ews_fast_lane"
 
 _original_drain = Consumer._drain_messages
@@ -95,6 +97,10 @@ async def _drain_with_lane(self: Any, fetcher: Any) -> None:  # pragma: no cover
     to_message = self._to_message
     acks_enabled_for = self.app.topics.acks_enabled_for
     lane_topics = lane.topics
+    first_read = getattr(self, faust_fixes.FIRST_READ, None)
+    if first_read is None:
+        first_read = {}
+        setattr(self, faust_fixes.FIRST_READ, first_read)
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
             await self.sleep(0)
@@ -106,7 +112,9 @@ async def _drain_with_lane(self: Any, fetcher: Any) -> None:  # pragma: no cover
                 lane_tp = tp.topic in lane_topics
                 for record in records:
                     offset = record.offset
-                    if read is not None and offset < read:
+                    if read is None:  # first read since an assignment or a seek to the start
+                        first_read[tp] = offset
+                    elif offset < read:
                         continue  # already read (Faust drops these too)
                     if read and offset - read > 1 and acks_enabled_for(tp.topic):
                         await self._add_gap(tp, read + 1, offset)

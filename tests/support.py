@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from config.rules import load_rules
-from config.settings import Settings
+from config.settings import Settings, load_settings
 from detectors.engine import RiskDetector
 from sinks.redis import RedisLayout
 from streams.demo import processed
+from streams.localstack import java_and_maven_available
 from streams.records import decoders
 from streams.replay import Recorded, ReplayResult, replay
 from streams.simulator import GeneratedStream, as_recorded
@@ -92,10 +98,18 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
+def _committed_or_zero(settings: Settings) -> int:
+    """Committed events, or 0 while the broker does not answer (a test may have stopped it)."""
+    try:
+        return asyncio.run(committed_total(settings))
+    except Exception:  # aiokafka raises assorted errors (even AssertionError) while it reconnects
+        return 0
+
+
 def wait_processed(settings: Settings, total: int, timeout_s: float = 90.0) -> None:
     try:
         wait_until(
-            lambda: asyncio.run(committed_total(settings)) >= total,
+            lambda: _committed_or_zero(settings) >= total,
             timeout_s,
             f"{total} events committed by {settings.app_id}",
         )
@@ -206,3 +220,146 @@ def events_applied(settings: Settings) -> dict[str, int]:
         for key, value in latest.items()
         if value is not None
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Reliability scenarios (tests/reliability): one checker of the users' promise, and the waits
+# that put a fault mid-stream.
+# --------------------------------------------------------------------------------------------
+
+
+def require_kafka() -> None:
+    """Skip where Java or Maven is missing; fail instead under ``EWS_REQUIRE_KAFKA=1`` (CI)."""
+    if java_and_maven_available():
+        return
+    if os.environ.get("EWS_REQUIRE_KAFKA") == "1":
+        pytest.fail("EWS_REQUIRE_KAFKA=1 but Java or Maven is missing: cannot start Apache Kafka")
+    pytest.skip("Java or Maven not found: Apache Kafka tests need both")
+
+
+def scenario_settings(kafka_bootstrap: str, redis_url: str, **extra: Any) -> Settings:
+    """Own topics, consumer group and Redis prefix on shared services; learning off (live equals
+    replay only with the model not learning, see tests/integration/test_pipeline.py); the
+    shortest session Kafka allows, so a killed worker's partitions move within seconds; a
+    customer history long enough to hold every alert, so duplicates there cannot hide."""
+    tag = uuid.uuid4().hex[:8]
+    values: dict[str, Any] = {
+        "kafka_bootstrap": kafka_bootstrap,
+        "redis_url": redis_url,
+        "topic_prefix": f"r{tag}.",
+        "app_id": f"ews-r{tag}",
+        "redis_prefix": f"r{tag}:",
+        "partitions": 3,
+        "model_learning": False,
+        "kafka_session_timeout_s": 6.0,
+        "redis_history_len": 10_000,
+        "sink_retry_max_s": 1.0,
+        **extra,
+    }
+    return load_settings({}, **values)
+
+
+def scenario_worker(settings: Settings, folder: Path, name: str) -> WorkerProcess:
+    """A worker (not started) with its own Faust data directory and a log named after the
+    scenario's consumer group, so reruns into the same folder do not mix their logs."""
+    own = dataclasses.replace(settings, data_dir=str(folder / f"{settings.app_id}-{name}"))
+    return WorkerProcess(own, folder / f"{settings.app_id}-{name}.log")
+
+
+async def _first_changelog_write(settings: Settings, timeout_s: float) -> None:
+    """Return as soon as the worker group's customer-table changelog holds a record."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await consumer.start()
+    topic = f"{settings.app_id}-customers-changelog"  # as many partitions as the inputs
+    tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if topic in await consumer.topics() and sum((await consumer.end_offsets(tps)).values()):
+                return
+            await asyncio.sleep(0.02)
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"the worker applied nothing in {timeout_s:.0f}s")
+
+
+def wait_mid_stream(settings: Settings, total: int, timeout_s: float = 90.0) -> int:
+    """Wait until the worker has applied its first batch (its state is on the changelog): it is
+    then part-way through the input. Return the events committed at that moment, which must be
+    short of ``total`` (else a fault injected now would not be mid-stream). Commits are no
+    signal: they wait for the head of each partition, which the event-time merge may hold, and
+    a busy worker commits seldom."""
+    asyncio.run(_first_changelog_write(settings, timeout_s))
+    done = asyncio.run(committed_total(settings))
+    assert done < total, f"all {total} events were committed before the fault"
+    return done
+
+
+def unprocessed_partitions(settings: Settings) -> dict[str, tuple[int | None, int]]:
+    """Input partitions whose committed offset is short of their end offset."""
+    report = asyncio.run(offsets_report(settings))
+    return {tp: (done, end) for tp, (done, end) in report.items() if (done or 0) < end}
+
+
+def redis_histories(settings: Settings, customer_ids: Iterable[str]) -> dict[str, list[str]]:
+    """alert_ids in each customer's Redis history, newest first."""
+    client = redis.Redis.from_url(settings.redis_url)
+    layout = RedisLayout(settings.redis_prefix)
+    try:
+        return {
+            c: [orjson.loads(v)["alert_id"] for v in client.lrange(layout.history(c), 0, -1)]
+            for c in customer_ids
+        }
+    finally:
+        client.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """What one scenario run left behind, for its report."""
+
+    events: int
+    alerts: int
+    notifications: int
+    dead_letters: int
+
+
+def assert_delivered_as_replayed(
+    settings: Settings, want: ReplayResult, injected: list[bytes]
+) -> Delivered:
+    """The users' promise after whatever failed: every input event processed (committed) at
+    least once; the distinct alert_ids in Redis, on the notifications topic and in the offline
+    replay are one set; no alert_id twice in the Redis alert stream or any customer's history;
+    the dead letters are exactly the malformed input messages, each once."""
+    assert not unprocessed_partitions(settings), "input left uncommitted"
+    expected_ids = {a.alert_id for a in want.alerts}
+    assert expected_ids, "the seeded input must raise alerts for the scenario to mean anything"
+
+    stream = [a["alert_id"] for a in redis_alerts(settings)]
+    duplicated = sorted(i for i, n in Counter(stream).items() if n > 1)
+    assert not duplicated, f"alert_ids twice in the Redis alert stream: {duplicated[:5]}"
+    missing, extra = expected_ids - set(stream), set(stream) - expected_ids
+    assert not missing and not extra, (
+        f"Redis alert stream vs replay: {len(missing)} missing {sorted(missing)[:5]}, "
+        f"{len(extra)} unexpected {sorted(extra)[:5]}"
+    )
+    topic = [a["alert_id"] for a in notification_alerts(settings)]
+    assert set(topic) == expected_ids, (
+        f"notifications vs replay: missing {sorted(expected_ids - set(topic))[:5]}, "
+        f"unexpected {sorted(set(topic) - expected_ids)[:5]}"
+    )
+    per_customer: dict[str, set[str]] = {}
+    for alert in want.alerts:
+        per_customer.setdefault(alert.customer_id, set()).add(alert.alert_id)
+    for customer_id, history in redis_histories(settings, per_customer).items():
+        assert len(history) == len(set(history)), f"{customer_id}: an alert twice in its history"
+        assert set(history) == per_customer[customer_id], f"{customer_id}: history differs"
+
+    letters = dead_letters(settings)
+    sources = Counter((d["topic"], d["partition"], d["offset"]) for d in letters)
+    twice = sorted(s for s, n in sources.items() if n > 1)
+    assert not twice, f"messages dead-lettered more than once: {twice[:5]}"
+    got = sorted((original_bytes(d), d["error_code"]) for d in letters)
+    assert got == sorted((m.value, e.code.value) for m, e in want.dead_letters)
+    assert [value for value, _ in got] == sorted(injected), "dead letters != injected messages"
+    return Delivered(want.messages, len(stream), len(topic), len(letters))

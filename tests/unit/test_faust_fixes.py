@@ -49,3 +49,33 @@ def test_install_is_idempotent() -> None:
     faust_fixes.install()
     faust_fixes.install()
     assert Consumer._new_offset is faust_fixes._new_offset_without_duplicates
+
+
+def test_one_unacked_offset_at_the_head_blocks_the_commit() -> None:
+    """Committed 258 (next to read) and 259.. acked: 258 was never acked, so nothing is committed
+    (Faust's own head check lets one unacked offset through: 259 - 258 is not > 1)."""
+    c = consumer([259, 260], committed=258)
+    assert faust_fixes._new_offset_without_duplicates(c, TP) is None
+
+
+def test_an_unacked_head_blocks_the_commit_from_offset_zero() -> None:
+    """Committed 0 is checked like any other offset (Faust skips its head check when it is 0)."""
+    c = consumer([1, 2, 3], committed=0)
+    assert faust_fixes._new_offset_without_duplicates(c, TP) is None
+
+
+def test_never_committed_partition_waits_for_its_first_read_offset() -> None:
+    """Nothing committed yet: the first offset read since the assignment is the head; a crash
+    that dropped it must not be committed past."""
+    c = consumer([1, 2, 3], committed=None)
+    c._ews_first_read = {TP: 0}
+    assert faust_fixes._new_offset_without_duplicates(c, TP) is None
+    c._ews_first_read = {TP: 1}
+    assert faust_fixes._new_offset_without_duplicates(c, TP) == 4
+
+
+def test_a_head_covered_by_a_recorded_gap_is_committed() -> None:
+    """Offsets Faust recorded as a gap (no message there) do not block the commit."""
+    c = consumer([261, 262], committed=258)
+    c._gap[TP].addi(258, 261)
+    assert faust_fixes._new_offset_without_duplicates(c, TP) == 263

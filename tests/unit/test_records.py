@@ -452,6 +452,18 @@ def test_dead_letter_keeps_original_bytes_and_reason() -> None:
     assert datetime.fromisoformat(record["first_seen"]) == first_seen
 
 
+def test_dead_letter_keeps_at_most_max_bytes_of_payload_and_key() -> None:
+    """A message too large to dead-letter whole keeps its first bytes, its length and a flag."""
+    error = DecodeError(ErrorCode.OVERSIZED, "too large")
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    record = orjson.loads(dead_letter(b"x" * 100, b"k" * 50, Source("t", 0, 0), error, at, 10))
+    assert base64.b64decode(record["payload_b64"]) == b"x" * 10
+    assert base64.b64decode(record["key_b64"]) == b"k" * 10
+    assert (record["payload_bytes"], record["payload_truncated"]) == (100, True)
+    whole = orjson.loads(dead_letter(b"x" * 10, None, Source("t", 0, 0), error, at, 10))
+    assert (whole["payload_bytes"], whole["payload_truncated"]) == (10, False)
+
+
 def test_dead_letter_without_key() -> None:
     """A keyless message dead-letters with a null key."""
     error = DecodeError(ErrorCode.NOT_OBJECT, "expected a JSON object, got list")
