@@ -91,6 +91,7 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
             committed=GroupOffsets(settings).committed,
             reseek=lambda tp, offset: app.consumer.seek(faust.types.TP(*tp), offset),
             clock=time.monotonic,
+            head=lambda tp: faust_fixes.first_read(app.consumer, faust.types.TP(*tp)),
         ),
         max_message_bytes=settings.max_message_bytes,
         state_cache_customers=settings.state_cache_customers,

@@ -46,6 +46,12 @@ def _new_offset_without_duplicates(self: Any, tp: Any) -> int | None:
     return result
 
 
+def first_read(consumer: Any, tp: Any) -> int | None:
+    """The first offset read from ``tp`` since it was assigned (None before any read)."""
+    offsets: dict[Any, int] = getattr(consumer, FIRST_READ, {})
+    return offsets.get(tp)
+
+
 def _covered(gap: Any, start: int, end: int) -> bool:
     """True if the intervals of ``gap`` cover every offset from ``start`` to ``end - 1``."""
     at = start

@@ -30,9 +30,13 @@ class CommitWatchdog:
         reseek: Callable[[TopicPartition, int], Awaitable[None]],
         clock: Callable[[], float],
         stall_s: float = 15.0,
+        head: Callable[[TopicPartition], int | None] = lambda tp: None,
     ) -> None:
+        """``head`` gives the first offset read since the partition was assigned: where a
+        partition with nothing committed yet starts, and where it is re-sought to."""
         self.committed = committed
         self.reseek = reseek
+        self.head = head
         self.clock = clock
         self.stall_s = stall_s
         self.acked_max: dict[TopicPartition, int] = {}
@@ -62,21 +66,23 @@ class CommitWatchdog:
         )
         for tp, acked in self.acked_max.items():
             committed = offsets.get(tp)
-            behind = committed is not None and acked + 1 > committed
+            start = committed if committed is not None else self.head(tp)
+            behind = start is not None and acked + 1 > start
             previous, since = self._since.get(tp, (None, now))
-            if not behind or committed != previous:
-                self._since[tp] = (committed, now)
+            if not behind or start != previous:
+                self._since[tp] = (start, now)
                 self.stalled.discard(tp)
                 continue
-            if now - since >= self.stall_s and committed is not None:
+            if now - since >= self.stall_s and start is not None:
                 log.warning(
                     "commit_stalled_reseek",
                     topic=tp[0],
                     partition=tp[1],
                     committed=committed,
+                    start=start,
                     acked_up_to=acked,
                 )
                 self.reseeks += 1
                 self.stalled.add(tp)
-                self._since[tp] = (committed, now)
-                await self.reseek(tp, committed)
+                self._since[tp] = (start, now)
+                await self.reseek(tp, start)

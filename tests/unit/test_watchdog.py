@@ -70,3 +70,19 @@ async def test_a_stalled_partition_is_flagged_until_its_commit_moves() -> None:
     broker.committed[TP] = 300
     await dog.check()
     assert dog.stalled == set()
+
+
+async def test_a_partition_with_nothing_committed_is_reseeked_to_where_it_started() -> None:
+    """Work acked beyond the first offset read, and still nothing committed after 15 s (a message
+    at the head was dropped, faust-streaming issue 216): seek back to that first offset."""
+    broker = Broker()
+    broker.committed[TP] = None
+    dog = CommitWatchdog(
+        broker.offsets, broker.seek, clock=lambda: broker.now, stall_s=15, head=lambda tp: 0
+    )
+    dog.acked(TP, 500)
+    for t in (0, 10, 15):
+        broker.now = t
+        await dog.check()
+    assert broker.seeks == [(TP, 0)]
+    assert TP in dog.stalled
