@@ -65,7 +65,7 @@ class EventTimeMerger:
         highwater: Callable[[TopicPartition], int | None],
         clock: Callable[[], float],
         idle_s: float = 0.2,
-        max_wait_s: float = 5.0,
+        max_wait_s: float = 30.0,
     ) -> None:
         self.topics = tuple(topics)
         self.highwater = highwater
@@ -76,6 +76,8 @@ class EventTimeMerger:
         self._last_offset: dict[TopicPartition, int] = {}
         self._empty_since: dict[TopicPartition, float] = {}
         self._turn = 0
+        self.gave_up = 0  # times the merge stopped waiting for data known to be on the broker
+        self._given_up: set[TopicPartition] = set()
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._buffers.values())
@@ -90,6 +92,7 @@ class EventTimeMerger:
         self.seen(item.topic, item.partition, item.offset)
         self._buffers.setdefault(tp, deque()).append(item)
         self._empty_since.pop(tp, None)
+        self._given_up.discard(tp)
 
     def pop_ready(self, limit: int | None = None) -> list[Pending]:
         """Release what may go now, in merge order per partition: at most ``limit`` messages,
@@ -117,6 +120,7 @@ class EventTimeMerger:
             del self._last_offset[tp]
         for tp in [tp for tp in self._empty_since if tp[1] in partitions]:
             del self._empty_since[tp]
+        self._given_up = {tp for tp in self._given_up if tp[1] not in partitions}
         return dropped
 
     def _drain(self, partition: int, now: float, budget: int | None) -> list[Pending]:
@@ -145,6 +149,9 @@ class EventTimeMerger:
             if self._more_on_broker(tp):
                 if waited < self.max_wait_s:
                     return False
+                if tp not in self._given_up:  # data known on the broker never came
+                    self._given_up.add(tp)
+                    self.gave_up += 1
             elif waited < self.idle_s:
                 return False
         return True

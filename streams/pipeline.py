@@ -78,7 +78,7 @@ class Pipeline:
         batch_within_s: float = 0.02,
         max_batch_events: int = 2000,
         merge_idle_s: float = 0.05,
-        merge_max_wait_s: float = 5.0,
+        merge_max_wait_s: float = 30.0,
         report_every_s: float = 5.0,
     ) -> None:
         self.report_every_s = report_every_s
@@ -105,6 +105,7 @@ class Pipeline:
         self.counters = Counters()
         self.alerts_by: dict[tuple[str, str], int] = {}  # (level, kind): alerts emitted
         self.cache = StateCache(state_cache_customers)
+        self._gave_up_reported = 0
         self.watchdog = watchdog
 
     async def run(self, stream: Any) -> None:
@@ -135,7 +136,20 @@ class Pipeline:
 
     async def _report(self) -> None:
         """Every few seconds: progress in the log, and the commit watchdog's look."""
-        log.info("pipeline_progress", buffered=len(self.merger), **asdict(self.counters))
+        log.info(
+            "pipeline_progress",
+            buffered=len(self.merger),
+            merge_gave_up=self.merger.gave_up,
+            **asdict(self.counters),
+        )
+        if self.merger.gave_up > self._gave_up_reported:
+            self._gave_up_reported = self.merger.gave_up
+            log.warning(
+                "merge_wait_expired",
+                times=self.merger.gave_up,
+                hint="a topic partition with data on the broker was not fetched within "
+                "merge_max_wait_s; events of its partition may have gone out of event-time order",
+            )
         if self.watchdog is not None:
             await self.watchdog.check()
 
