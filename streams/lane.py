@@ -74,6 +74,19 @@ class FastLane:
     def ack(self, message: Any) -> None:
         self.app.consumer.ack(message)
 
+    def flowing(self) -> bool:
+        """False while Faust has stopped the flow for a rebalance."""
+        return bool(self.app.flow_control.is_active())
+
+    def untrack(self, messages: list[Any]) -> None:
+        """Stop tracking messages that will not be acked (dropped for a rebalance): Faust waits
+        for every tracked message to be acked before it lets partitions go. Nothing is lost:
+        unacked offsets are never committed, and after the rebalance Faust seeks every partition
+        back to its committed offset."""
+        unacked = self.app.consumer._unacked_messages
+        for message in messages:
+            unacked.discard(message)
+
     def clear(self) -> int:
         """Drop every queued list (none is tracked yet); returns how many messages."""
         dropped = 0

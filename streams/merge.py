@@ -111,6 +111,10 @@ class EventTimeMerger:
             ready.extend(self._drain(partition, now, budget))
         return ready
 
+    def forget_all(self) -> list[Pending]:
+        """Drop every buffer (a rebalance is under way); their events will be redelivered."""
+        return self.forget({p for _, p in self._buffers})
+
     def forget(self, partitions: set[int]) -> list[Pending]:
         """Drop the buffers of revoked partitions; their events will be redelivered."""
         dropped: list[Pending] = []

@@ -122,6 +122,8 @@ class Pipeline:
                 if time.monotonic() >= next_report:
                     next_report = time.monotonic() + self.report_every_s
                     await self._report()
+                if not self.lane.flowing():
+                    self._let_go()
                 if not backlog:
                     self._take(await self.lane.take(self.batch_within_s))
                 released = self.merger.pop_ready(self.max_batch_events)
@@ -210,6 +212,16 @@ class Pipeline:
         c.examples += len(outcome.examples)
         c.ticks += outcome.ticks
         c.expired += outcome.expired
+
+    def _let_go(self) -> None:
+        """A rebalance stopped the flow: hold nothing back. Faust waits for every tracked
+        message to be acked before it gives partitions away, and the merge may be holding
+        events for data that will not be fetched now; drop them, unacked and untracked (they
+        are redelivered from the committed offsets to whoever owns their partition next)."""
+        dropped = [item.handle for item in self.merger.forget_all()]
+        if dropped:
+            self.lane.untrack(dropped)
+            log.info("rebalance_let_go", dropped=len(dropped))
 
     def revoked(self, partitions: set[int]) -> None:
         """Partitions moved to another worker: drop what is buffered for them, unacked, so the

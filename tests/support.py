@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -363,3 +365,14 @@ def assert_delivered_as_replayed(
     assert got == sorted((m.value, e.code.value) for m, e in want.dead_letters)
     assert [value for value, _ in got] == sorted(injected), "dead letters != injected messages"
     return Delivered(want.messages, len(stream), len(topic), len(letters))
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    """Status and body of a GET (an error status too); 0 when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:
+        return 0, b""

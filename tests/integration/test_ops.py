@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -23,6 +21,7 @@ from tests.support import (
     WorkerProcess,
     dead_letters,
     expected,
+    http_get,
     produce,
     recorded,
     redis_alerts,
@@ -35,14 +34,7 @@ pytestmark = pytest.mark.kafka
 STREAM = generate(customers=30, days=150, seed=11, malformed=6)
 
 
-def get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except OSError:
-        return 0, b""
+get = http_get
 
 
 def metric_values(text: str) -> dict[str, float]:

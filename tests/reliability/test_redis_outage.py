@@ -8,18 +8,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
-from streams.localstack import ApacheKafka, RedisServer
+from streams.localstack import ApacheKafka, RedisServer, free_port
 from tests.reliability.inputs import injected, produce_stream, replayed
 from tests.support import (
     assert_delivered_as_replayed,
     committed_total,
+    http_get,
     redis_alerts,
     scenario_settings,
     scenario_worker,
     wait_mid_stream,
     wait_processed,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.reliability]
@@ -42,9 +45,10 @@ def test_redis_paused_for_ten_seconds_mid_stream(
 ) -> None:
     """SIGSTOP redis-server once the worker has applied its first batch, SIGCONT 10 s later:
     while it is down the committed offsets stand still (the batch with alerts is retried, not
-    acked) and the worker logs the unavailable sink; afterwards it catches up to exactly the
-    replay's alerts."""
-    settings = scenario_settings(kafka.bootstrap, own_redis.url)
+    acked), the worker logs the unavailable sink and /readyz answers 503 naming Redis; afterwards
+    it is ready again and catches up to exactly the replay's alerts."""
+    settings = scenario_settings(kafka.bootstrap, own_redis.url, web_port=free_port())
+    readyz = f"http://127.0.0.1:{settings.web_port}/readyz"
     total = produce_stream(settings)
     worker = scenario_worker(settings, artifacts, "w1")
     try:
@@ -56,13 +60,17 @@ def test_redis_paused_for_ten_seconds_mid_stream(
         try:
             time.sleep(SETTLE_S)
             settled = asyncio.run(committed_total(settings))
+            status, body = http_get(readyz)
             time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - paused_at)))
             before_resume = asyncio.run(committed_total(settings))
         finally:
             own_redis.resume()
         wait_processed(settings, total)
+        wait_until(lambda: http_get(readyz)[0] == 200, 30, "ready again after the outage")
     finally:
         worker.stop()
+    assert status == 503, (status, body)
+    assert any(r.startswith("redis:") for r in orjson.loads(body)["reasons"]), body
     want = replayed(settings.partitions)
     assert alerts_before < len(want.alerts), "every alert was written before the outage"
     assert before_resume == settled < total, "offsets were committed while Redis was down"

@@ -49,15 +49,6 @@ def test_worker_killed_mid_stream_and_restarted(
     print(f"killed at {at_kill}/{total} committed; {delivered}")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known bug, not fixed yet: after the rebalances the alerts of one partition sometimes "
-        "differ from the replay (same count, sweep-triggered instead of event-triggered: the "
-        "partition's events and its event-time sweep ran in another order), and once a taken-over "
-        "partition stalled uncommitted; evidence in the branch rel report"
-    ),
-)
 def test_three_workers_lose_one_then_gain_one(
     kafka: ApacheKafka, redis_server: RedisServer, artifacts: Path
 ) -> None:
