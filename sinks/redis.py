@@ -14,13 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from sinks.base import Outgoing, Sink, SinkUnavailable
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 # KEYS: dedupe, customer hash, history list, watchlist zset, alert stream
 # ARGV: alert_id, payload, level, score, customer_id, event_time, model_version, rules_version,
@@ -271,3 +274,17 @@ def safe_url(url: str) -> str:
         return url
     scheme, _, rest = url.partition("://")
     return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
+def redis_sink(settings: Settings) -> RedisSink:
+    """The Redis sink as the settings describe it (the worker's, and ``ews redis rebuild``'s)."""
+    return RedisSink(
+        settings.redis_url,
+        layout=RedisLayout(settings.redis_prefix),
+        password=settings.redis_password,
+        ssl_ca_certs=settings.redis_ssl_cafile,
+        dedupe_ttl_s=settings.redis_dedupe_ttl_s,
+        customer_ttl_s=settings.redis_customer_ttl_s,
+        history_len=settings.redis_history_len,
+        stream_maxlen=settings.redis_stream_maxlen,
+    )

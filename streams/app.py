@@ -17,7 +17,7 @@ from detectors.engine import RiskDetector
 from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
 from sinks.notifications import NotificationSink
-from sinks.redis import RedisLayout, RedisSink
+from sinks.redis import redis_sink
 from streams import faust_fixes, web
 from streams.lane import FastLane
 from streams.pipeline import Pipeline
@@ -125,16 +125,7 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
 
 
 def _delivery(settings: Settings) -> Delivery:
-    redis = RedisSink(
-        settings.redis_url,
-        layout=RedisLayout(settings.redis_prefix),
-        password=settings.redis_password,
-        ssl_ca_certs=settings.redis_ssl_cafile,
-        dedupe_ttl_s=settings.redis_dedupe_ttl_s,
-        customer_ttl_s=settings.redis_customer_ttl_s,
-        history_len=settings.redis_history_len,
-        stream_maxlen=settings.redis_stream_maxlen,
-    )
+    redis = redis_sink(settings)
     notifications = NotificationSink(
         settings.kafka_bootstrap,
         settings.topics.notifications,

@@ -34,7 +34,7 @@ from detectors.alert import Alert, Level
 from detectors.state import CustomerState
 from sinks.base import Outgoing
 from sinks.notifications import STREAM_ID_HEADER
-from sinks.redis import RedisLayout, RedisSink
+from sinks.redis import redis_sink
 from streams.applier import is_customer_key
 from streams.topics import topic_partitions
 
@@ -65,7 +65,7 @@ async def rebuild(settings: Settings, force: bool = False) -> RebuildReport:
             )
     messages = await read_all(settings, settings.topics.notifications)
     alerts = ordered_alerts(messages)
-    sink = _sink(settings)
+    sink = redis_sink(settings)
     try:
         await sink.start()
         written = await sink.restore(alerts, now_ms=int(time.time() * 1000))
@@ -180,19 +180,6 @@ async def group_members(settings: Settings) -> int:
     finally:
         await admin.close()
     return sum(len(group[5]) for response in responses for group in response.groups)
-
-
-def _sink(settings: Settings) -> RedisSink:
-    return RedisSink(
-        settings.redis_url,
-        layout=RedisLayout(settings.redis_prefix),
-        password=settings.redis_password,
-        ssl_ca_certs=settings.redis_ssl_cafile,
-        dedupe_ttl_s=settings.redis_dedupe_ttl_s,
-        customer_ttl_s=settings.redis_customer_ttl_s,
-        history_len=settings.redis_history_len,
-        stream_maxlen=settings.redis_stream_maxlen,
-    )
 
 
 def _parse_id(text: str) -> tuple[int, int]:
