@@ -385,6 +385,8 @@ def _deadletter_replay(settings: Settings, args: argparse.Namespace) -> int:
     codes = ", ".join(f"{code} {n}" for code, n in sorted(report.by_error.items())) or "none"
     verb = "would replay" if args.dry_run else "replayed"
     print(f"{report.read} dead letters since the last replay ({codes}); {verb} {report.replayed}")
+    if report.gone:
+        print(f"{report.gone} truncated ones left out: their input topic no longer holds them")
     return 0
 
 
