@@ -115,7 +115,29 @@ def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class LocalService(ABC):
+class _Started:
+    """``with`` starts it and stops it."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class LocalService(_Started, ABC):
     """One child process on a loopback port, with a log file in ``workdir``.
 
     Subclasses say how to prepare the work directory, which command to run and how to tell
@@ -139,7 +161,7 @@ class LocalService(ABC):
 
     # -- hooks for subclasses -----------------------------------------------------------------
 
-    def _prepare(self) -> None:  # noqa: B027 - optional hook, empty by default
+    def _prepare(self) -> None:
         """Set up the work directory before the first start (write configs, format storage)."""
 
     @abstractmethod
@@ -247,18 +269,6 @@ class LocalService(ABC):
         """Let a paused process continue with SIGCONT."""
         self._signal(signal.SIGCONT)
         log.info("localstack.resumed", service=self.name, pid=self.pid)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(port={self.port}, pid={self.pid}, workdir={self.workdir})"
@@ -580,7 +590,7 @@ class ApacheKafka(LocalService):
         return _kafka_metadata_ready(self.bootstrap, self.node_id)
 
 
-class KafkaCluster:
+class KafkaCluster(_Started):
     """``size`` Apache Kafka nodes on loopback ports as one KRaft cluster: every node is broker
     and controller, the nodes form the controller quorum (a majority must run), and internal and
     default topics get ``size`` replicas with ``min.insync.replicas`` one less.
@@ -643,18 +653,6 @@ class KafkaCluster:
         with ThreadPoolExecutor(len(self.nodes)) as pool:
             for future in [pool.submit(node.stop, timeout) for node in self.nodes]:
                 future.result()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"KafkaCluster({self.nodes!r})"

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from streams.localstack import ApacheKafka, RedisServer, java_and_maven_available
-
-
-def _kafka_or_skip() -> None:
-    if java_and_maven_available():
-        return
-    if os.environ.get("EWS_REQUIRE_KAFKA") == "1":
-        pytest.fail("EWS_REQUIRE_KAFKA=1 but Java or Maven is missing: cannot start Apache Kafka")
-    pytest.skip("Java or Maven not found: Apache Kafka tests need both")
+from streams.localstack import ApacheKafka, RedisServer
+from tests.support import require_kafka
 
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheKafka]:
-    _kafka_or_skip()
+    require_kafka()
     broker = ApacheKafka(tmp_path_factory.mktemp("kafka"))
     broker.start()
     yield broker

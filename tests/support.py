@@ -376,3 +376,21 @@ def http_get(url: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
     except OSError:
         return 0, b""
+
+
+def isolated_settings(kafka_bootstrap: str, redis_url: str, **extra: Any) -> Settings:
+    """Own topics, consumer group and Redis prefix on shared services, three partitions; learning
+    off unless asked: live equals replay only with the model pinned or not learning (a restarted
+    worker re-emits the labels of its uncommitted events, and the trainer publishes whenever it
+    has learned enough; see DESIGN.md, "Time")."""
+    tag = uuid.uuid4().hex[:8]
+    values: dict[str, Any] = {
+        "kafka_bootstrap": kafka_bootstrap,
+        "redis_url": redis_url,
+        "topic_prefix": f"t{tag}.",
+        "app_id": f"ews-t{tag}",
+        "redis_prefix": f"t{tag}:",
+        "partitions": 3,
+        "model_learning": False,
+    }
+    return load_settings({}, **{**values, **extra})

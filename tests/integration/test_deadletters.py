@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
 import orjson
@@ -17,6 +16,7 @@ from tests.integration.test_rebuild import ews
 from tests.support import (
     WorkerProcess,
     dead_letters,
+    isolated_settings,
     original_bytes,
     produce,
     recorded,
@@ -33,17 +33,7 @@ def test_dead_letters_are_replayed_once_after_the_cause_is_fixed(
 ) -> None:
     """An oversized but valid transaction is dead-lettered; with the limit raised and a replay it
     is applied; the malformed ones fail again; a second replay sends only those new failures."""
-    tag = uuid.uuid4().hex[:8]
-    settings = load_settings(
-        {},
-        kafka_bootstrap=kafka.bootstrap,
-        redis_url=redis_server.url,
-        topic_prefix=f"t{tag}.",
-        app_id=f"ews-t{tag}",
-        redis_prefix=f"t{tag}:",
-        partitions=2,
-        model_learning=False,
-    )
+    settings = isolated_settings(kafka.bootstrap, redis_server.url, partitions=2)
     messages = recorded(STREAM, settings)
     valid = next(m for m in messages if m.topic == settings.topics.transactions)
     big = orjson.loads(valid.value)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from tests.support import (
     dead_letters,
     expected,
     http_get,
+    isolated_settings,
     produce,
     recorded,
     redis_alerts,
@@ -48,18 +48,7 @@ def metric_values(text: str) -> dict[str, float]:
 
 
 def settings_for(kafka: ApacheKafka, redis_url: str) -> Settings:
-    tag = uuid.uuid4().hex[:8]
-    return load_settings(
-        {},
-        kafka_bootstrap=kafka.bootstrap,
-        redis_url=redis_url,
-        topic_prefix=f"t{tag}.",
-        app_id=f"ews-t{tag}",
-        redis_prefix=f"t{tag}:",
-        partitions=3,
-        model_learning=False,
-        web_port=free_port(),
-    )
+    return isolated_settings(kafka.bootstrap, redis_url, web_port=free_port())
 
 
 def test_endpoints_report_health_metrics_and_customer_state(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from tests.support import (
     dead_letters,
     events_applied,
     expected,
+    isolated_settings,
     notification_alerts,
     original_bytes,
     process_with_worker,
@@ -42,26 +42,9 @@ LONG_STREAM = generate(customers=60, days=180, seed=12, malformed=6)
 # wait; that limit is inherent to any live merge (Kafka Streams' max.task.idle.ms) and documented.
 
 
-def isolated_settings(kafka: ApacheKafka, redis_server: RedisServer, **extra: object) -> Settings:
-    """Learning off unless asked: live equals replay only with the model pinned or not learning
-    (a restarted worker re-emits the labels of its uncommitted events, and the trainer publishes
-    whenever it has learned enough; see DESIGN.md, "Time")."""
-    tag = uuid.uuid4().hex[:8]
-    return load_settings(
-        {},
-        kafka_bootstrap=kafka.bootstrap,
-        redis_url=redis_server.url,
-        topic_prefix=f"t{tag}.",
-        app_id=f"ews-t{tag}",
-        redis_prefix=f"t{tag}:",
-        partitions=3,
-        **{"model_learning": False, **extra},
-    )
-
-
 @pytest.fixture
 def settings(kafka: ApacheKafka, redis_server: RedisServer) -> Settings:
-    return isolated_settings(kafka, redis_server)
+    return isolated_settings(kafka.bootstrap, redis_server.url)
 
 
 def test_stream_yields_replayed_alerts_in_redis_and_on_the_topic(
@@ -183,7 +166,7 @@ def test_no_commit_passes_events_the_merge_still_holds(
     failed to decode must not be acked before the held events of its partition, or a commit in
     that window passes them and a crash loses them. Hold 8 s, kill -9 after commit ticks,
     restart: the alerts must still be the replay's."""
-    settings = isolated_settings(kafka, redis_server, merge_idle_s=8.0)
+    settings = isolated_settings(kafka.bootstrap, redis_server.url, merge_idle_s=8.0)
     messages = recorded(STREAM, settings)
     want = expected(messages, settings)
     total = asyncio.run(produce(settings, messages))

@@ -6,18 +6,25 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from config.settings import Settings, load_settings
+from config.settings import Settings
 from streams.localstack import ApacheKafka, RedisServer
 from streams.rebuild import group_members, notified_customers
 from streams.simulator import generate
-from tests.support import WorkerProcess, produce, recorded, redis_alerts, wait_processed, wait_until
+from tests.support import (
+    WorkerProcess,
+    isolated_settings,
+    produce,
+    recorded,
+    redis_alerts,
+    wait_processed,
+    wait_until,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -67,16 +74,9 @@ def test_rebuild_after_flushall_restores_every_key(
     kafka: ApacheKafka, redis_server: RedisServer, artifacts: Path
 ) -> None:
     """Worker output snapshotted, FLUSHALL, rebuild: the same keys, types, values and TTLs."""
-    tag = uuid.uuid4().hex[:8]
-    settings = load_settings(
-        {},
-        kafka_bootstrap=kafka.bootstrap,
-        redis_url=redis_server.url,
-        topic_prefix=f"t{tag}.",
-        app_id=f"ews-t{tag}",
-        redis_prefix=f"t{tag}:",
-        partitions=3,
-        model_learning=False,
+    settings = isolated_settings(
+        kafka.bootstrap,
+        redis_server.url,
         redis_history_len=3,  # some histories are trimmed: the rebuild must trim alike
     )
     total = asyncio.run(produce(settings, recorded(STREAM, settings)))
