@@ -70,7 +70,7 @@ def test_endpoints_report_health_metrics_and_customer_state(
         wait_processed(settings, total)
         wait_until(lambda: get(base + "/readyz")[0] == 200, 30, "/readyz")
         status, body = get(base + "/readyz")
-        assert orjson.loads(body) == {"ready": True, "partitions": 9}
+        assert orjson.loads(body) == {"ready": True, "partitions": 12}  # 4 inputs x 3
 
         status, body = get(base + "/metrics")
         assert status == 200
@@ -85,7 +85,7 @@ def test_endpoints_report_health_metrics_and_customer_state(
         assert values["ews_consumer_lag_total"] == 0
         assert values["ews_sink_latency_seconds_count"] >= 1
         assert values['ews_model_info{version="scorecard-0",rules="rules-1"}'] == 1
-        assert values["ews_assigned_partitions"] == 9
+        assert values["ews_assigned_partitions"] == 12
 
         alerted = redis_alerts(settings)[-1]["customer_id"]
         state = want.states[alerted]
