@@ -107,6 +107,12 @@ class Pipeline:
         self.cache = StateCache(state_cache_customers)
         self._gave_up_reported = 0
         self.watchdog = watchdog
+        self._event_time: datetime | None = None
+
+    @property
+    def event_time(self) -> datetime | None:
+        """The largest event time this worker has applied (None before the first event)."""
+        return self._event_time
 
     async def run(self, stream: Any) -> None:
         """The agent. ``stream`` only subscribes the input topics: their messages arrive through
@@ -190,6 +196,10 @@ class Pipeline:
         for item in released:
             self._ack(item.handle)
         self._count(outcome)
+        if ready:
+            latest = max(item.event.ts for item in ready)
+            if self._event_time is None or latest > self._event_time:
+                self._event_time = latest
         for alert in outcome.alerts:
             log.info(
                 "alert_emitted",
