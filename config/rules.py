@@ -61,6 +61,18 @@ class ModelRules:
 
 
 @dataclass(frozen=True, slots=True)
+class Escalation:
+    """Event-time hours an amber or red alert may stay unanswered before on-call is told."""
+
+    amber_hours: float = 48.0
+    red_hours: float = 24.0
+
+    def hours(self, level_name: str) -> float | None:
+        """The SLA of a level (``amber`` or ``red``); None for the levels that have none."""
+        return {"amber": self.amber_hours, "red": self.red_hours}.get(level_name)
+
+
+@dataclass(frozen=True, slots=True)
 class Rules:
     version: str
     intercept: float
@@ -72,6 +84,7 @@ class Rules:
     cooldown_days: int = 7
     idle_ttl_days: int = DEFAULT_IDLE_TTL_DAYS
     model: ModelRules = field(default_factory=lambda: ModelRules())
+    escalation: Escalation = field(default_factory=lambda: Escalation())
 
 
 def load_rules(path: str | Path | None = None) -> Rules:
@@ -119,6 +132,7 @@ def parse_rules(data: dict[str, Any]) -> Rules:
         raise RulesError("alerting: resolve_after_days and cooldown_days must not be negative")
     model = _model_rules(data.get("model", {}))
     idle_ttl_days = _idle_ttl_days(data.get("state", {}), model)
+    escalation = _escalation(data.get("escalation", {}))
     return Rules(
         version=version,
         intercept=float(_get(card, "intercept", (int, float), "scorecard")),
@@ -130,7 +144,26 @@ def parse_rules(data: dict[str, Any]) -> Rules:
         cooldown_days=cooldown_days,
         idle_ttl_days=idle_ttl_days,
         model=model,
+        escalation=escalation,
     )
+
+
+def _escalation(table: Any) -> Escalation:
+    if not isinstance(table, dict):
+        raise RulesError("escalation: expected a table")
+    unknown = set(table) - {"amber_hours", "red_hours"}
+    if unknown:
+        raise RulesError(f"escalation: unknown keys {sorted(unknown)}")
+    defaults = Escalation()
+    hours = {
+        name: float(_get(table, name, (int, float), "escalation"))
+        if name in table
+        else getattr(defaults, name)
+        for name in ("amber_hours", "red_hours")
+    }
+    if min(hours.values()) <= 0:
+        raise RulesError(f"escalation: hours must be positive, got {hours}")
+    return Escalation(**hours)
 
 
 def _idle_ttl_days(table: Any, model: ModelRules) -> int:

@@ -38,6 +38,7 @@ class Topics:
     transactions: str = field(default="ews.transactions", metadata=_doc("EWS_TOPIC_TRANSACTIONS"))
     repayments: str = field(default="ews.repayments", metadata=_doc("EWS_TOPIC_REPAYMENTS"))
     outcomes: str = field(default="ews.outcomes", metadata=_doc("EWS_TOPIC_OUTCOMES"))
+    feedback: str = field(default="ews.feedback", metadata=_doc("EWS_TOPIC_FEEDBACK"))
     notifications: str = field(
         default="ews.notifications", metadata=_doc("EWS_TOPIC_NOTIFICATIONS")
     )
@@ -50,8 +51,8 @@ class Topics:
         return cls(*(f"{prefix}{f.name}" for f in dataclasses.fields(cls)))
 
     @property
-    def inputs(self) -> tuple[str, str, str]:
-        return (self.transactions, self.repayments, self.outcomes)
+    def inputs(self) -> tuple[str, str, str, str]:
+        return (self.transactions, self.repayments, self.outcomes, self.feedback)
 
 
 @dataclass(frozen=True, slots=True)

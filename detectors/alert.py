@@ -77,6 +77,11 @@ class Alert:
     model_version: str
     rules_version: str
     features_hash: str = ""
+    escalates: str = ""  # an SLA breach: the alert_id that went unanswered
+
+    @property
+    def sla_breach(self) -> bool:
+        return bool(self.escalates)
 
     def to_dict(self, emitted_at: datetime) -> dict[str, Any]:
         """The wire form (contract v1). ``emitted_at`` is stamped by the caller, not here."""
@@ -100,6 +105,8 @@ class Alert:
             "model_version": self.model_version,
             "rules_version": self.rules_version,
             "features_hash": self.features_hash,
+            "sla_breach": self.sla_breach,
+            "escalates": self.escalates or None,
         }
 
     @classmethod
@@ -123,6 +130,7 @@ class Alert:
             model_version=data["model_version"],
             rules_version=data["rules_version"],
             features_hash=data.get("features_hash", ""),
+            escalates=data.get("escalates") or "",
         )
 
 

@@ -4,6 +4,15 @@ Pure: no Kafka, Redis, environment or clock. Time is the event time of the custo
 events (the largest seen so far), or, for a customer who sends nothing, the time the caller's
 event-time sweep passes in (:meth:`RiskDetector.tick`, at the :meth:`RiskDetector.wake_at` the
 state asked for), so a replay decides exactly as the live run did.
+
+Feedback from people (:class:`~detectors.events.Feedback`) is applied in the same merge order but
+does not move the customer's clock: a click is not evidence about the customer. It answers the
+escalation clock of the alert it names (or the customer's, when it names none), sets or lifts a
+snooze, and turns ``false_positive`` / ``confirmed_risk`` into a human-labelled example scored on
+the customer's features as of their own latest event. An amber or red alert that rises and is
+not answered within the level's SLA (rules ``[escalation]``) gets one ``escalated`` alert that
+names it (``escalates``): decided at the customer's next event, feedback or sweep at or after the
+deadline, never more than once.
 """
 
 from __future__ import annotations
@@ -12,28 +21,42 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from config.rules import Rules
-from detectors.alert import Alert, Level, Reason, Trigger, alert_id
-from detectors.events import BAD_OUTCOMES, Event, Outcome, OutcomeKind, Source
+from detectors.alert import Alert, AlertKind, Level, Reason, Trigger, alert_id
+from detectors.events import (
+    BAD_OUTCOMES,
+    Event,
+    Feedback,
+    FeedbackAction,
+    Outcome,
+    OutcomeKind,
+    Source,
+)
 from detectors.labels import LabelledExample, features_hash
-from detectors.levels import DAY_MS, LevelPolicy
+from detectors.levels import DAY_MS, Clock, LevelPolicy, Transition
 from detectors.model import ParamScorer
 from detectors.scorecard import Contribution, Scorecard, Scored
 from detectors.state import CustomerState, default_labels
 
 MAX_REASONS = 4
 MIN_REASON_CONTRIBUTION = 0.1
+HOUR_MS = 3_600_000
+ANSWERS = frozenset(FeedbackAction) - {FeedbackAction.UNSNOOZE}
+"""Feedback that answers an alert, stopping its escalation clock."""
+HUMAN_LABELS = {FeedbackAction.FALSE_POSITIVE: False, FeedbackAction.CONFIRMED_RISK: True}
 
 
 @dataclass(frozen=True, slots=True)
 class Applied:
     """What one event did: ``skipped`` when it was a redelivery, else the alerts it raised and
     the labelled examples that matured (for the trainer); ``expired`` when a sweep found the
-    customer idle past the TTL and the state may be forgotten."""
+    customer idle past the TTL and the state may be forgotten; ``feedback`` the applied answer,
+    for the audit trail."""
 
     skipped: bool
     alerts: tuple[Alert, ...] = ()
     examples: tuple[LabelledExample, ...] = ()
     expired: bool = False
+    feedback: Feedback | None = None
 
 
 class RiskDetector:
@@ -82,6 +105,9 @@ class RiskDetector:
         if last is not None and source.offset <= last:
             return Applied(skipped=True)
         state.offsets[source.topic] = source.offset
+        trigger = Trigger(event.event_id, source.topic, source.partition, source.offset)
+        if isinstance(event, Feedback):
+            return self._answer(state, event, trigger)
         event_ms = int(event.ts.timestamp() * 1000)
         if event_ms < state.watermark_ms:
             state.late_events += 1
@@ -91,7 +117,6 @@ class RiskDetector:
             state.declared = event.outcome
         for signal in state.signals:
             signal.learn_one(event)
-        trigger = Trigger(event.event_id, source.topic, source.partition, source.offset)
         applied, _ = self._evaluate(state, state.watermark, trigger, event.ts, snapshot=True)
         return applied
 
@@ -127,7 +152,66 @@ class RiskDetector:
             wake = at
         if state.alert.level > Level.NONE or state.alert.notified > Level.NONE:
             wake = min(wake, _next_midnight(now))
+        if state.alert.sla is not None:
+            wake = min(wake, _from_ms(state.alert.sla.due_ms))
         return wake
+
+    def _answer(self, state: CustomerState, feedback: Feedback, trigger: Trigger) -> Applied:
+        """Apply a person's answer at its own time (the customer's clock stays where it is).
+
+        An SLA that ran out before the answer is breached first: the answer came too late."""
+        features = self._features(state, state.watermark)
+        alerts = self._breach(
+            state, _ms(feedback.ts), trigger, feedback.ts, state.watermark, features
+        )
+        clock = state.alert.sla
+        answers = feedback.alert_id is None or (clock and clock.alert_id == feedback.alert_id)
+        if feedback.action in ANSWERS and answers:
+            state.alert.sla = None
+        if feedback.action is FeedbackAction.SNOOZE:
+            assert feedback.until is not None
+            state.alert.snooze_until_ms = _ms(feedback.until)
+            state.alert.snooze_code = feedback.reason_code
+        elif feedback.action is FeedbackAction.UNSNOOZE:
+            state.alert.snooze_until_ms = 0
+            state.alert.snooze_code = None
+        examples: tuple[LabelledExample, ...] = ()
+        label = HUMAN_LABELS.get(feedback.action)
+        if label is not None and state.watermark_ms > 0:
+            matured = max(feedback.ts, state.watermark)
+            examples = (LabelledExample(state.watermark, matured, features, label, human=True),)
+        return Applied(skipped=False, alerts=alerts, examples=examples, feedback=feedback)
+
+    def _breach(
+        self,
+        state: CustomerState,
+        now_ms: int,
+        trigger: Trigger,
+        event_time: datetime,
+        now: datetime,
+        features: dict[str, float],
+    ) -> tuple[Alert, ...]:
+        """The SLA breach of the running escalation clock, if it ran out by ``now_ms``."""
+        clock = state.alert.sla
+        if clock is None or now_ms < clock.due_ms:
+            return ()
+        state.alert.sla = None
+        breach = Transition(AlertKind.ESCALATED, clock.level, clock.level)
+        alert = self._alert(
+            state, breach, trigger, event_time, now, features, escalates=clock.alert_id
+        )
+        return (alert,)
+
+    def _start_clock(self, state: CustomerState, alert: Alert, now_ms: int) -> None:
+        """A rising amber or red alert starts its clock; a fall below the clock's level stops
+        it (the breach itself stopped it already)."""
+        hours = self.rules.escalation.hours(alert.level.label)
+        rising = alert.kind in (AlertKind.RAISED, AlertKind.ESCALATED)
+        if rising and hours is not None:
+            due = now_ms + round(hours * HOUR_MS)
+            state.alert.sla = Clock(alert.alert_id, alert.level, due)
+        elif state.alert.sla is not None and alert.level < state.alert.sla.level:
+            state.alert.sla = None
 
     def _evaluate(
         self,
@@ -138,25 +222,55 @@ class RiskDetector:
         *,
         snapshot: bool,
     ) -> tuple[Applied, float]:
-        """Score as of ``now``, mature labels and decide the level; also returns DPD."""
-        features: dict[str, float] = {}
-        for signal in state.signals:
-            features.update(signal.score_one(now))
+        """Score as of ``now``, mature labels, breach a lapsed SLA and decide the level; also
+        returns DPD."""
+        features = self._features(state, now)
         score = self.probability(features)
         dpd = features.get("dpd", 0.0)
         examples = self._mature(state, now, features, dpd, snapshot=snapshot)
         floor = self.policy.floor(dpd)
         state.score = score
-        transition = self.policy.decide(state.alert, _ms(now), score, floor)
-        if transition is None:
-            return Applied(skipped=False, examples=examples), dpd
+        now_ms = _ms(now)
+        alerts = list(self._breach(state, now_ms, trigger, event_time, now, features))
+
+        def leading_reason() -> str | None:
+            reasons = self.reasons(self.score(features), floor, dpd, self._details(state, now))
+            return reasons[0].code if reasons else None
+
+        transition = self.policy.decide(state.alert, now_ms, score, floor, leading_reason)
+        if transition is not None:
+            alert = self._alert(state, transition, trigger, event_time, now, features)
+            self._start_clock(state, alert, now_ms)
+            alerts.append(alert)
+        return Applied(skipped=False, alerts=tuple(alerts), examples=examples), dpd
+
+    @staticmethod
+    def _features(state: CustomerState, now: datetime) -> dict[str, float]:
+        features: dict[str, float] = {}
+        for signal in state.signals:
+            features.update(signal.score_one(now))
+        return features
+
+    def _alert(
+        self,
+        state: CustomerState,
+        transition: Transition,
+        trigger: Trigger,
+        event_time: datetime,
+        now: datetime,
+        features: dict[str, float],
+        escalates: str = "",
+    ) -> Alert:
+        """The alert for ``transition``, scored ``state.score``, with reasons as of ``now``.
+        An SLA breach's id derives from the alert it escalates, so there is one per alert."""
+        dpd = features.get("dpd", 0.0)
         scored = self.score(features)  # contributions, for the reasons: only when alerting
-        alert = Alert(
+        return Alert(
             alert_id=alert_id(
                 state.customer_id,
                 transition.kind,
                 transition.level,
-                trigger.event_id,
+                f"sla:{escalates}" if escalates else trigger.event_id,
                 self.rules.version,
                 self.model_version,
             ),
@@ -164,15 +278,15 @@ class RiskDetector:
             kind=transition.kind,
             level=transition.level,
             previous_level=transition.previous,
-            score=score,
-            reasons=self.reasons(scored, floor, dpd, self._details(state, now)),
+            score=state.score,
+            reasons=self.reasons(scored, self.policy.floor(dpd), dpd, self._details(state, now)),
             trigger=trigger,
             event_time=event_time,
             model_version=self.model_version,
             rules_version=self.rules.version,
             features_hash=features_hash(features),
+            escalates=escalates,
         )
-        return Applied(skipped=False, alerts=(alert,), examples=examples), dpd
 
     @staticmethod
     def _details(state: CustomerState, now: datetime) -> dict[str, str | float]:
@@ -272,6 +386,10 @@ class RiskDetector:
 
 def _ms(ts: datetime) -> int:
     return int(ts.timestamp() * 1000)
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def _next_midnight(now: datetime) -> datetime:

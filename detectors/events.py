@@ -103,4 +103,32 @@ class Outcome:
     outcome: OutcomeKind
 
 
-Event = Transaction | Repayment | Outcome
+class FeedbackAction(StrEnum):
+    """What a person answered about an alert or a customer (``ews.feedback``)."""
+
+    ACKNOWLEDGE = "acknowledge"
+    SNOOZE = "snooze"
+    UNSNOOZE = "unsnooze"
+    FALSE_POSITIVE = "false_positive"
+    CONFIRMED_RISK = "confirmed_risk"
+    RESOLVE = "resolve"
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """An answer from case management or on-call staff. ``alert_id`` None: customer-wide.
+    ``until`` (required for a snooze) and ``reason_code`` (a snooze of one reason) only for
+    ``snooze``."""
+
+    event_id: str
+    customer_id: str
+    ts: datetime
+    action: FeedbackAction
+    actor: str
+    alert_id: str | None = None
+    until: datetime | None = None
+    reason_code: str | None = None
+    note: str | None = None
+
+
+Event = Transaction | Repayment | Outcome | Feedback

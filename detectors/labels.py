@@ -82,12 +82,14 @@ def _parse_ts(value: Any, where: str) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class LabelledExample:
-    """One matured training example (the caller adds the customer id)."""
+    """One matured training example (the caller adds the customer id). ``human``: a person's
+    answer (``false_positive`` or ``confirmed_risk`` feedback), not a label time matured."""
 
     snapshot_ts: datetime
     matured_ts: datetime
     features: dict[str, float]
     label: bool
+    human: bool = False
 
     @property
     def delay_days(self) -> float:
@@ -107,6 +109,7 @@ class LabelledExample:
             "label": self.label,
             "delay_days": self.delay_days,
             "features_hash": self.features_hash,
+            "human": self.human,
         }
 
     @classmethod
@@ -130,11 +133,14 @@ class LabelledExample:
             features[name] = float(value)
         if not isinstance(data["label"], bool):
             raise ValueError("label: expected true or false")
+        if not isinstance(data.get("human", False), bool):
+            raise ValueError("human: expected true or false")
         example = cls(
             snapshot_ts=_parse_ts(data["snapshot_ts"], "snapshot_ts"),
             matured_ts=_parse_ts(data["matured_ts"], "matured_ts"),
             features=features,
             label=data["label"],
+            human=data.get("human", False),
         )
         if example.matured_ts < example.snapshot_ts:
             raise ValueError("matured_ts is before snapshot_ts")

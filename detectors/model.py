@@ -83,6 +83,7 @@ class ModelParams:
     intercept: float
     calibration: tuple[float, float]
     n_negatives: int | None = None  # of n_labels; None in parameters published before it
+    n_human_labels: int | None = None  # of n_labels, from people; None before it was counted
 
     def __post_init__(self) -> None:
         if not isinstance(self.version, str) or not self.version:
@@ -91,14 +92,14 @@ class ModelParams:
             raise ValueError("n_labels: expected an integer")
         if self.n_labels < 0:
             raise ValueError(f"n_labels: must be >= 0, got {self.n_labels}")
-        if self.n_negatives is not None and (
-            isinstance(self.n_negatives, bool)
-            or not isinstance(self.n_negatives, int)
-            or not 0 <= self.n_negatives <= self.n_labels
-        ):
-            raise ValueError(
-                f"n_negatives: expected an integer in [0, n_labels], got {self.n_negatives!r}"
-            )
+        for name in ("n_negatives", "n_human_labels"):
+            count = getattr(self, name)
+            if count is not None and (
+                isinstance(count, bool)
+                or not isinstance(count, int)
+                or not 0 <= count <= self.n_labels
+            ):
+                raise ValueError(f"{name}: expected an integer in [0, n_labels], got {count!r}")
         if not isinstance(self.feature_names, tuple) or not all(
             isinstance(n, str) and n for n in self.feature_names
         ):
@@ -138,6 +139,7 @@ class ModelParams:
             "intercept": self.intercept,
             "calibration": [self.calibration[0], self.calibration[1]],
             **({} if self.n_negatives is None else {"n_negatives": self.n_negatives}),
+            **({} if self.n_human_labels is None else {"n_human_labels": self.n_human_labels}),
         }
 
     def to_json(self) -> bytes:
@@ -152,7 +154,7 @@ class ModelParams:
         missing = [f for f in _PARAM_FIELDS if f not in data]
         if missing:
             raise ValueError(f"model params: missing {', '.join(missing)}")
-        extra = sorted(set(data) - set(_PARAM_FIELDS) - {"n_negatives"})
+        extra = sorted(set(data) - set(_PARAM_FIELDS) - {"n_negatives", "n_human_labels"})
         if extra:
             raise ValueError(f"model params: unknown fields {', '.join(extra)}")
         if data["schema"] != PARAMS_SCHEMA or isinstance(data["schema"], bool):
@@ -182,6 +184,7 @@ class ModelParams:
                 _finite(calibration[1], "calibration.b"),
             ),
             n_negatives=data.get("n_negatives"),
+            n_human_labels=data.get("n_human_labels"),
         )
 
     @classmethod
@@ -295,6 +298,7 @@ class OnlineRiskModel:
         self._names: list[str] = []  # sorted, so the order never depends on the input's order
         self._n = 0
         self._negatives = 0
+        self._human = 0
 
     @property
     def hyperparams(self) -> dict[str, Any]:
@@ -329,8 +333,9 @@ class OnlineRiskModel:
         logit = self.logit(features)
         return self.calibrator.predict(logit) if calibrated else sigmoid(logit)
 
-    def learn_one(self, features: Mapping[str, float], label: bool) -> None:
-        """Learn one matured example. Raises ``ValueError`` on a non-finite feature value."""
+    def learn_one(self, features: Mapping[str, float], label: bool, *, human: bool = False) -> None:
+        """Learn one example (``human``: a person's label, counted apart). Raises
+        ``ValueError`` on a non-finite feature value."""
         for name, value in features.items():
             if not isinstance(name, str) or not name:
                 raise ValueError(f"feature names must be non-empty strings, got {name!r}")
@@ -348,6 +353,7 @@ class OnlineRiskModel:
         self._lr.learn_one(self._standardised(x), bool(label))
         self._n += 1
         self._negatives += 0 if label else 1
+        self._human += 1 if human else 0
 
     def params(self, version: str) -> ModelParams:
         """Export everything a :class:`ParamScorer` needs, exactly."""
@@ -362,6 +368,7 @@ class OnlineRiskModel:
             intercept=float(self._lr.intercept),
             calibration=(float(self.calibrator.a), float(self.calibrator.b)),
             n_negatives=self._negatives,
+            n_human_labels=self._human,
         )
 
     @classmethod
@@ -388,6 +395,7 @@ class OnlineRiskModel:
         self._names = sorted(params.feature_names)
         self._n = params.n_labels
         self._negatives = params.n_labels if params.n_negatives is None else params.n_negatives
+        self._human = params.n_human_labels or 0
         for name in self._names:
             self._scaler.counts[name] = params.n_labels
             self._scaler.means[name] = params.means[name]

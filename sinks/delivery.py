@@ -20,6 +20,7 @@ import orjson
 import structlog
 
 from detectors.alert import Alert
+from detectors.events import Feedback
 from sinks.base import Outgoing, SinkUnavailable
 from sinks.notifications import NotificationSink
 from sinks.redis import RedisSink
@@ -80,9 +81,10 @@ class Delivery:
                 problems.append(f"{name}: no answer within {timeout_s:g}s")
         return problems
 
-    async def deliver(self, alerts: Sequence[Alert]) -> None:
-        """Write ``alerts`` to both sinks; retries with backoff until both acknowledge."""
-        if not alerts:
+    async def deliver(self, alerts: Sequence[Alert], feedback: Sequence[Feedback] = ()) -> None:
+        """Write ``alerts`` to both sinks, and the answers in ``feedback`` to the Redis audit
+        trail; retries with backoff until both acknowledge."""
+        if not alerts and not feedback:
             return
         emitted_at = self.clock()
         batch = [Outgoing(a, orjson.dumps(a.to_dict(emitted_at))) for a in alerts]
@@ -90,6 +92,7 @@ class Delivery:
         delay = 0.1
         while True:
             try:
+                await self.redis.write_feedback(feedback)
                 pending = await self.redis.write(batch)
                 await self.notifications.write_batch(pending)
                 await self.redis.mark_published(pending)

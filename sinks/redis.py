@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from detectors.events import Feedback
 from sinks.base import Outgoing, Sink, SinkUnavailable
 
 if TYPE_CHECKING:
@@ -51,6 +53,18 @@ redis.call('PUBLISH', ARGV[14], ARGV[2])
 return 'pending ' .. id
 """
 
+# KEYS: feedback dedupe, history list. ARGV: entry, dedupe ttl, customer ttl, history len, channel
+_WRITE_FEEDBACK = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) == false then
+  return 0
+end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('PUBLISH', ARGV[5], ARGV[1])
+return 1
+"""
+
 # KEYS: dedupe keys. Marks them published, keeping their TTL and the stream entry id.
 _MARK_PUBLISHED = """
 for i, key in ipairs(KEYS) do
@@ -77,6 +91,9 @@ class RedisLayout:
 
     def dedupe(self, alert_id: str) -> str:
         return f"{self.prefix}alert:{alert_id}"
+
+    def feedback_dedupe(self, event_id: str) -> str:
+        return f"{self.prefix}feedback:{event_id}"
 
     @property
     def watchlist(self) -> str:
@@ -121,6 +138,7 @@ class RedisSink(Sink):
         )
         self._write = self.client.register_script(_WRITE_ALERT)
         self._mark = self.client.register_script(_MARK_PUBLISHED)
+        self._write_feedback = self.client.register_script(_WRITE_FEEDBACK)
 
     async def start(self) -> None:
         await self.ping()
@@ -149,6 +167,33 @@ class RedisSink(Sink):
             if state != "published":
                 pending.append(replace(out, stream_id=stream_id or None))
         return pending
+
+    async def write_feedback(self, batch: Sequence[Feedback]) -> None:
+        """Append each answer to its customer's history (the audit trail) once, and publish
+        it on the live channel; an answer already written (by ``event_id``) is skipped."""
+        if not batch:
+            return
+        lay = self.layout
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for answer in batch:
+                    await self._write_feedback(
+                        keys=[
+                            lay.feedback_dedupe(answer.event_id),
+                            lay.history(answer.customer_id),
+                        ],
+                        args=[
+                            feedback_entry(answer),
+                            self.dedupe_ttl_s,
+                            self.customer_ttl_s,
+                            self.history_len,
+                            lay.channel,
+                        ],
+                        client=pipe,
+                    )
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise SinkUnavailable(f"Redis write failed: {exc}") from exc
 
     async def mark_published(self, batch: Sequence[Outgoing]) -> None:
         if not batch:
@@ -257,6 +302,28 @@ class RedisSink(Sink):
             self.stream_maxlen,
             self.layout.channel,
         ]
+
+
+def feedback_entry(answer: Feedback) -> bytes:
+    """The audit entry of an answer in the customer's history (``kind`` ``feedback``)."""
+
+    def rfc3339(ts: datetime | None) -> str | None:
+        return None if ts is None else ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    return orjson.dumps(
+        {
+            "kind": "feedback",
+            "event_id": answer.event_id,
+            "customer_id": answer.customer_id,
+            "alert_id": answer.alert_id,
+            "action": answer.action.value,
+            "actor": answer.actor,
+            "note": answer.note,
+            "ts": rfc3339(answer.ts),
+            "until": rfc3339(answer.until),
+            "reason_code": answer.reason_code,
+        }
+    )
 
 
 def _text(value: object) -> str:

@@ -11,7 +11,9 @@ is ticked at the day's midnight (:meth:`RiskDetector.tick`), unless they have se
 since. After every event and tick the customer is put on the agenda for the day of their next
 :meth:`RiskDetector.wake_at` (a customer whose wake day moved is skipped on the old day).
 Alerts from a sweep name the trigger ``sweep:{partition}:{date}``. Because the clock is the
-partition's own event time, a replay sweeps at exactly the points the live run did.
+partition's own event time, a replay sweeps at exactly the points the live run did. Feedback
+(a person's answer) never moves the clock, and for a customer with no state it is only recorded
+for the audit trail: an answer is not evidence about the customer.
 
 Keys in the store (all in the customer's partition): the customer id for its state; a day's
 agenda as chunks, ``\\x00agenda:{partition}:{day}`` holding how many and
@@ -36,7 +38,7 @@ import orjson
 
 from detectors.alert import Alert, Trigger
 from detectors.engine import Applied, RiskDetector
-from detectors.events import Source
+from detectors.events import Feedback, Source
 from detectors.labels import LabelledExample
 from detectors.levels import DAY_MS
 from detectors.state import CustomerState
@@ -60,6 +62,7 @@ class Write:
 class BatchResult:
     alerts: list[Alert] = field(default_factory=list)
     examples: list[tuple[str, LabelledExample]] = field(default_factory=list)
+    feedback: list[Feedback] = field(default_factory=list)  # applied answers, for the audit
     writes: list[Write] = field(default_factory=list)
     applied: int = 0
     skipped: int = 0
@@ -167,9 +170,16 @@ class _Batch:
         self.changed_sweeps: dict[int, Any] = {}
 
     def event(self, item: Pending) -> None:
-        self._advance(item.partition, day_of(item.event.ts), item.handle)
         customer_id = item.event.customer_id
-        state = self._state(customer_id) or self.detector.new_state(customer_id)
+        if isinstance(item.event, Feedback):
+            state = self._state(customer_id)
+            if state is None:
+                self.out.applied += 1
+                self.out.feedback.append(item.event)
+                return
+        else:
+            self._advance(item.partition, day_of(item.event.ts), item.handle)
+            state = self._state(customer_id) or self.detector.new_state(customer_id)
         applied = self.detector.apply(
             state, item.event, Source(item.topic, item.partition, item.offset)
         )
@@ -251,6 +261,8 @@ class _Batch:
         self.changed_agendas[(partition, day)] = anchor
 
     def _collect(self, customer_id: str, applied: Applied) -> None:
+        if applied.feedback is not None:
+            self.out.feedback.append(applied.feedback)
         self.out.alerts.extend(applied.alerts)
         self.out.examples.extend((customer_id, example) for example in applied.examples)
 

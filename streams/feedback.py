@@ -1,8 +1,9 @@
-"""STAND-IN on branch ``web`` until main's ``streams/feedback.py`` lands (then replaced by it).
+"""Feedback from people onto ``ews.feedback``: build a message, check it, produce it.
 
-The same two functions as main's contract: :func:`feedback_message` builds a validated wire dict
-for ``ews.feedback``; :func:`send_feedback` produces messages keyed by customer and waits for the
-broker's ack.
+The web view and the terminal commands (``ews alerts ack``, ``ews customer snooze``) both build
+messages with :func:`feedback_message`, which runs the worker's own decoder over what it built,
+so a message that leaves here is one the worker accepts, and send them with
+:func:`send_feedback`, which returns once the broker has acknowledged them.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from config.settings import Settings
+from streams.records import SCHEMA_VERSION, DecodeError, decode_feedback
 
-ACTIONS = ("acknowledge", "snooze", "unsnooze", "false_positive", "confirmed_risk", "resolve")
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 
 def feedback_message(
@@ -32,42 +34,47 @@ def feedback_message(
     note: str | None = None,
     event_id: str | None = None,
 ) -> dict[str, Any]:
-    if not customer_id:
-        raise ValueError("customer_id must not be empty")
-    if action not in ACTIONS:
-        raise ValueError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
-    if not actor or not actor.strip():
-        raise ValueError("actor must not be empty")
-    if action == "snooze" and until is None:
-        raise ValueError("a snooze needs until")
-    return {
-        "schema_version": 1,
+    """The wire form (contract v1) of one answer; ``ValueError`` naming the field if the
+    worker would refuse it. ``event_id`` defaults to a fresh random id."""
+    message: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "event_id": event_id or f"fb-{uuid.uuid4().hex}",
         "customer_id": customer_id,
-        "alert_id": alert_id,
+        "alert_id": alert_id or None,
         "ts": _rfc3339(ts),
         "action": action,
         "until": _rfc3339(until) if until is not None else None,
-        "reason_code": reason_code,
+        "reason_code": reason_code or None,
         "actor": actor.strip(),
-        "note": note,
+        "note": note or None,
     }
+    try:
+        decode_feedback(message)
+    except DecodeError as exc:
+        raise ValueError(exc.message) from None
+    return message
 
 
 async def send_feedback(settings: Settings, messages: Sequence[dict[str, Any]]) -> None:
-    topic = getattr(settings.topics, "feedback", f"{settings.topic_prefix or 'ews.'}feedback")
+    """Produce ``messages`` to the feedback topic, keyed by customer, and wait for the acks."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", **settings.kafka_client_options()
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        **settings.kafka_client_options(),
     )
     await producer.start()
     try:
         for message in messages:
             await producer.send_and_wait(
-                topic, orjson.dumps(message), key=message["customer_id"].encode()
+                settings.topics.feedback,
+                orjson.dumps(message),
+                key=str(message["customer_id"]).encode(),
             )
     finally:
         await producer.stop()
 
 
 def _rfc3339(ts: datetime) -> str:
+    if ts.tzinfo is None:
+        raise ValueError(f"time {ts.isoformat()} needs a zone (UTC)")
     return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from detectors.events import Event, Outcome, Repayment
+from detectors.events import Event, Feedback, Outcome, Repayment
 
 TopicPartition = tuple[str, int]
 SortKey = tuple[datetime, int, str]
@@ -34,10 +34,13 @@ UNDECODABLE: SortKey = (datetime.min.replace(tzinfo=UTC), -1, "")
 """Before every event: an undecodable message leaves once it heads its topic partition."""
 
 
+RANKS: dict[type, int] = {Outcome: 0, Feedback: 1, Repayment: 2}
+"""Ties in event time: outcome < feedback < repayment < transaction (the rest)."""
+
+
 def merge_key(event: Event) -> SortKey:
-    """Event time, then outcome < repayment < transaction, then ``event_id``."""
-    rank = 0 if isinstance(event, Outcome) else 1 if isinstance(event, Repayment) else 2
-    return (event.ts, rank, event.event_id)
+    """Event time, then outcome < feedback < repayment < transaction, then ``event_id``."""
+    return (event.ts, RANKS.get(type(event), 3), event.event_id)
 
 
 @dataclass(slots=True)

@@ -53,6 +53,8 @@ class Counters:
     dead_letters: int = 0
     alerts: int = 0
     examples: int = 0
+    human_labels: int = 0  # of examples: from people's false_positive / confirmed_risk
+    feedback: int = 0
     ticks: int = 0
     expired: int = 0
 
@@ -188,7 +190,7 @@ class Pipeline:
             outcome = apply_batch(self.detector, self.table.get, ready, self.cache)
             for customer_id, example in outcome.examples:
                 await self._send_example(customer_id, example)
-            await self.delivery.deliver(outcome.alerts)
+            await self.delivery.deliver(outcome.alerts, outcome.feedback)
             await self.changelog.write(outcome.writes)
         except BaseException:
             self.cache.clear()  # states changed in place may not have been written: forget them
@@ -220,6 +222,8 @@ class Pipeline:
             key = (alert.level.label, alert.kind.value)
             self.alerts_by[key] = self.alerts_by.get(key, 0) + 1
         c.examples += len(outcome.examples)
+        c.human_labels += sum(1 for _, example in outcome.examples if example.human)
+        c.feedback += len(outcome.feedback)
         c.ticks += outcome.ticks
         c.expired += outcome.expired
 

@@ -21,6 +21,8 @@ from detectors.events import (
     Channel,
     Direction,
     Event,
+    Feedback,
+    FeedbackAction,
     Outcome,
     OutcomeKind,
     Repayment,
@@ -32,6 +34,7 @@ from detectors.events import (
 
 SCHEMA_VERSION = 1
 MAX_ID_LENGTH = 128
+MAX_NOTE_LENGTH = 2000
 _MAX_AMOUNT = Decimal("1e15")
 _DECIMAL = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,9})?")
 
@@ -53,6 +56,7 @@ class ErrorCode(StrEnum):
     BAD_ID = "bad_id"
     KEY_MISMATCH = "key_mismatch"
     UNKNOWN_TOPIC = "unknown_topic"
+    INCONSISTENT = "inconsistent_fields"
 
 
 class DecodeError(ValueError):
@@ -138,6 +142,35 @@ def decode_outcome(data: dict[str, Any]) -> Outcome:
     )
 
 
+def decode_feedback(data: dict[str, Any]) -> Feedback:
+    """A person's answer; ``until`` (after ``ts``) goes with a snooze and only with one, as
+    does ``reason_code``."""
+    action = _enum(data, "action", FeedbackAction)
+    ts = _time(data, "ts")
+    until = _optional(data, "until", _time)
+    reason_code = _optional(data, "reason_code", _id)
+    if action is FeedbackAction.SNOOZE:
+        if until is None:
+            raise DecodeError(ErrorCode.MISSING_FIELD, "until is required for a snooze")
+        if until <= ts:
+            raise DecodeError(ErrorCode.INCONSISTENT, f"until {until} is not after ts {ts}")
+    elif until is not None or reason_code is not None:
+        raise DecodeError(
+            ErrorCode.INCONSISTENT, f"until and reason_code go with a snooze, not {action}"
+        )
+    return Feedback(
+        event_id=_id(data, "event_id"),
+        customer_id=_id(data, "customer_id"),
+        ts=ts,
+        action=action,
+        actor=_id(data, "actor"),
+        alert_id=_optional(data, "alert_id", _id),
+        until=until,
+        reason_code=reason_code,
+        note=_optional(data, "note", _note),
+    )
+
+
 Decoder = Callable[[dict[str, Any]], Event]
 
 
@@ -147,6 +180,7 @@ def decoders(topics: Topics) -> dict[str, Decoder]:
         topics.transactions: decode_transaction,
         topics.repayments: decode_repayment,
         topics.outcomes: decode_outcome,
+        topics.feedback: decode_feedback,
     }
 
 
@@ -243,6 +277,13 @@ def _id(data: dict[str, Any], key: str) -> str:
         raise DecodeError(
             ErrorCode.BAD_ID, f"{key} must be 1..{MAX_ID_LENGTH} printable characters"
         )
+    return value
+
+
+def _note(data: dict[str, Any], key: str) -> str:
+    value = _str(data, key)
+    if len(value) > MAX_NOTE_LENGTH:
+        raise DecodeError(ErrorCode.WRONG_TYPE, f"{key} is over {MAX_NOTE_LENGTH} characters")
     return value
 
 

@@ -39,9 +39,9 @@ from streams.applier import BatchResult, StateCache, Trace, apply_batch, is_cust
 from streams.merge import EventTimeMerger, Pending, SortKey, merge_key
 from streams.records import DecodeError, Decoder, decode, not_after
 
-STREAMS = ("transactions", "repayments", "outcomes")
+STREAMS = ("transactions", "repayments", "outcomes", "feedback")
 """The ``stream`` names of a recording, one per input topic."""
-STREAM_RANK = {"outcomes": 0, "repayments": 1, "transactions": 2}
+STREAM_RANK = {"outcomes": 0, "feedback": 1, "repayments": 2, "transactions": 3}
 """Ties in event time go in this order, as in :func:`streams.merge.merge_key`."""
 
 
@@ -81,7 +81,7 @@ class Learner:
         for customer_id, example in examples:
             probability = self.detector.probability(example.features)
             self.scored.append(Scored(customer_id, example.matured_ts, probability, example.label))
-            self.model.learn_one(example.features, example.label)
+            self.model.learn_one(example.features, example.label, human=example.human)
             if self.model.n_labels % self.publish_every == 0:
                 version = f"lr-{self.model.n_labels}"
                 self.detector.use_model(ParamScorer(self.model.params(version)))
@@ -243,11 +243,7 @@ def _interleave(ready: list[Pending]) -> list[Pending]:
 def read_recording(path: str | Path, topics: Topics) -> Iterator[Recorded]:
     """Messages of a recording: JSON lines with ``stream`` (one of :data:`STREAMS`), ``key`` and
     ``value`` (the message text) or ``value_b64``; other fields are ignored."""
-    names = {
-        "transactions": topics.transactions,
-        "repayments": topics.repayments,
-        "outcomes": topics.outcomes,
-    }
+    names = {stream: getattr(topics, stream) for stream in STREAMS}
     with open(path, "rb") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():

@@ -10,7 +10,9 @@ to a global table that every worker's scorers read between batches.
 A worker that restarts, or takes over partitions, applies again the events after the last
 commit and sends their labels again. A customer's labels mature oldest snapshot first, so the
 trainer keeps, per customer, the newest snapshot time it learned and skips any example at or
-before it: each label is learned once (duplicates are counted and logged).
+before it: each label is learned once (duplicates are counted and logged). Labels from people
+(``human``) are kept apart the same way, by the answer's time under their own key: an answer's
+features are the customer's latest, later than the snapshots still maturing.
 """
 
 from __future__ import annotations
@@ -51,8 +53,11 @@ class Trainer:
         if decoded is None:
             return
         customer_id, example = decoded
-        seen_key = b"\x00seen:" + customer_id.encode()
-        snapshot_ms = int(example.snapshot_ts.timestamp() * 1000)
+        if example.human:  # stamped with the answer's time; apart from the maturing snapshots
+            seen_key, stamp = b"\x00seen-human:" + customer_id.encode(), example.matured_ts
+        else:
+            seen_key, stamp = b"\x00seen:" + customer_id.encode(), example.snapshot_ts
+        snapshot_ms = int(stamp.timestamp() * 1000)
         seen = self.state_table.get(seen_key)
         if seen is not None and snapshot_ms <= int(seen):
             self.duplicates += 1
@@ -60,7 +65,7 @@ class Trainer:
             return
         model = self._model()
         self.recent.append((model.predict_proba(example.features), example.label))
-        model.learn_one(example.features, example.label)
+        model.learn_one(example.features, example.label, human=example.human)
         # Model first: a crash between the two writes can at worst learn this one again.
         self.state_table[STATE_KEY] = orjson.dumps(model.to_state())
         self.state_table[seen_key] = str(snapshot_ms).encode()
@@ -93,6 +98,7 @@ class Trainer:
             "model_published",
             version=params.version,
             labels=model.n_labels,
+            human_labels=params.n_human_labels,
             positives_recent=sum(labels),
             brier_recent=round(brier(probs, labels), 4),
             ece_recent=round(expected_calibration_error(probs, labels), 4),

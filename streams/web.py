@@ -156,9 +156,22 @@ class Probes:
                 "Negative labels the model in use was trained on.",
                 (params.n_negatives or 0) if params else 0,
             ),
-            counter(
-                "ews_labels_emitted_total", "Matured labels sent to the training topic.", c.examples
+            gauge(
+                "ews_model_human_labels_learned",
+                "Labels from people (false_positive, confirmed_risk) the model in use learned.",
+                (params.n_human_labels or 0) if params else 0,
             ),
+            counter(
+                "ews_labels_emitted_total",
+                "Labels sent to the training topic (matured and human).",
+                c.examples,
+            ),
+            counter(
+                "ews_human_labels_emitted_total",
+                "Of those, labels from people's false_positive / confirmed_risk feedback.",
+                c.human_labels,
+            ),
+            counter("ews_feedback_applied_total", "Feedback events applied.", c.feedback),
             counter("ews_sweep_ticks_total", "Event-time sweep visits to idle customers.", c.ticks),
             counter("ews_customers_expired_total", "Idle customer states expired.", c.expired),
             gauge(

@@ -95,6 +95,8 @@ def test_to_dict_has_every_contract_field() -> None:
         "model_version",
         "rules_version",
         "features_hash",
+        "sla_breach",
+        "escalates",
         "schema_version",
     }
     assert wire["schema_version"] == 1

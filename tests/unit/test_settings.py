@@ -25,7 +25,7 @@ def test_defaults_load() -> None:
     assert s.kafka_idempotent_producer is True
     assert s.topics == Topics()
     assert s.topics.transactions == "ews.transactions"
-    assert s.topics.inputs == ("ews.transactions", "ews.repayments", "ews.outcomes")
+    assert s.topics.inputs == ("ews.transactions", "ews.repayments", "ews.outcomes", "ews.feedback")
 
 
 def test_every_field_documents_its_variable() -> None:
@@ -61,6 +61,7 @@ def test_topic_prefix_prefixes_every_topic() -> None:
         transactions="t42.transactions",
         repayments="t42.repayments",
         outcomes="t42.outcomes",
+        feedback="t42.feedback",
         notifications="t42.notifications",
         deadletter="t42.deadletter",
         training="t42.training",
