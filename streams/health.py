@@ -72,7 +72,7 @@ class Snapshot:
     rules_version: str
     labels_learned: int  # labels behind the model in use
     human_labels: int | None  # of those, from people's feedback (None: not reported)
-    labels_matured: int  # labels this worker sent to the training topic
+    labels_matured: int  # matured labels this worker sent to the training topic
     event_time: datetime | None  # the largest event time applied
 
     def to_fields(self) -> dict[str, str]:
@@ -236,7 +236,6 @@ class Heartbeat:
         self._last = (now, counters.applied)
         elapsed = now - then
         rate = (counters.applied - applied_then) / elapsed if elapsed > 0 else 0.0
-        human = getattr(params, "n_human_labels", None) if params is not None else None
         return Snapshot(
             worker_id=self.worker_id,
             at=self.wall(),
@@ -248,8 +247,8 @@ class Heartbeat:
             model_version=detector.model_version,
             rules_version=detector.rules.version,
             labels_learned=params.n_labels if params is not None else 0,
-            human_labels=human if isinstance(human, int) else None,
-            labels_matured=counters.examples,
+            human_labels=params.n_human_labels if params is not None else None,
+            labels_matured=counters.examples - counters.human_labels,
             event_time=pipeline.event_time,
         )
 
