@@ -196,6 +196,7 @@ def customer_view(state: CustomerState) -> dict[str, Any]:
     """The JSON body of ``/customers/{id}``."""
     alert = state.alert
     snooze = alert.snooze_until_ms
+    clock = alert.sla
     return {
         "customer_id": state.customer_id,
         "level": alert.level.label,
@@ -205,6 +206,14 @@ def customer_view(state: CustomerState) -> dict[str, Any]:
         "late_events": state.late_events,
         "event_time": _rfc3339_ms(state.watermark_ms) if state.watermark_ms else None,
         "snoozed_until": _rfc3339_ms(snooze) if snooze else None,
+        "snoozed_reason_code": alert.snooze_code,
+        "escalation_due": None
+        if clock is None
+        else {
+            "alert_id": clock.alert_id,
+            "level": clock.level.label,
+            "due": _rfc3339_ms(clock.due_ms),
+        },
         "declared_outcome": state.declared.value if state.declared else None,
         "offsets": state.offsets,
     }

@@ -53,3 +53,23 @@ def test_an_example_without_customer_is_rejected() -> None:
     del record["customer_id"]
     trainer.learn(orjson.dumps(record))
     assert trainer.rejected == 1 and STATE_KEY not in trainer.state_table
+
+
+def test_human_labels_are_deduplicated_apart_and_counted_apart() -> None:
+    """A person's label is stamped later than the snapshots still maturing for the customer:
+    it must not make the trainer skip them, and is learned once itself."""
+    trainer = Trainer(state_table={}, model_table={}, publish_every=1000)
+    human = LabelledExample(
+        snapshot_ts=T0 + timedelta(days=60),
+        matured_ts=T0 + timedelta(days=61),
+        features={"dpd": 3.0},
+        label=True,
+        human=True,
+    )
+    raw_human = orjson.dumps({**human.to_dict(), "customer_id": "c1"})
+    trainer.learn(raw_human)
+    trainer.learn(_raw("c1", 10, False))  # an older snapshot matures after the answer
+    trainer.learn(raw_human)  # redelivered
+    model = OnlineRiskModel.from_state(orjson.loads(trainer.state_table[STATE_KEY]))
+    assert model.n_labels == 2 and trainer.duplicates == 1
+    assert model.params("v").n_human_labels == 1
