@@ -31,7 +31,7 @@ import orjson
 import structlog
 
 from detectors.engine import RiskDetector
-from detectors.events import Source
+from detectors.events import Feedback, Source
 from detectors.labels import LabelledExample
 from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
@@ -113,7 +113,8 @@ class Pipeline:
 
     @property
     def event_time(self) -> datetime | None:
-        """The largest event time this worker has applied (None before the first event)."""
+        """The largest event time of a bank event (transaction, repayment, outcome) this worker
+        has applied; None before the first."""
         return self._event_time
 
     async def run(self, stream: Any) -> None:
@@ -198,10 +199,7 @@ class Pipeline:
         for item in released:
             self._ack(item.handle)
         self._count(outcome)
-        if ready:
-            latest = max(item.event.ts for item in ready)
-            if self._event_time is None or latest > self._event_time:
-                self._event_time = latest
+        self._advance_event_time(ready)
         for alert in outcome.alerts:
             log.info(
                 "alert_emitted",
@@ -212,6 +210,12 @@ class Pipeline:
                 alert_id=alert.alert_id,
                 trigger=alert.trigger.event_id,
             )
+
+    def _advance_event_time(self, ready: list[Pending]) -> None:
+        """Feedback is stamped by people and moves no clock: only the banks' events count."""
+        times = [item.event.ts for item in ready if not isinstance(item.event, Feedback)]
+        if times and (self._event_time is None or max(times) > self._event_time):
+            self._event_time = max(times)
 
     def _count(self, outcome: BatchResult) -> None:
         c = self.counters
