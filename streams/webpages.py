@@ -30,6 +30,14 @@ ACTION_LABELS = {
     "confirmed_risk": "Confirm risk",
     "resolve": "Resolve",
 }
+ANSWERED_AS = {
+    "acknowledge": "Acknowledged",
+    "snooze": "Snoozed",
+    "unsnooze": "Unsnoozed",
+    "false_positive": "Marked false positive",
+    "confirmed_risk": "Confirmed as risk",
+    "resolve": "Resolved",
+}
 DONE_MESSAGES = {
     "acknowledge": "Acknowledgement sent.",
     "snooze": "Snooze sent.",
@@ -167,7 +175,7 @@ def alert_row(alert: Mapping[str, Any], stream_id: str = "") -> str:
     breach = _sla_badge(alert)
     reasons = "; ".join(_reason_text(r) for r in _reasons_of(alert))
     return (
-        f'<li class="alert level-{esc(_level_class(level))}" data-level="{esc(level)}"'
+        f'<li class="alert alert-{_level_class(level)}" data-level="{esc(level)}"'
         f' data-id="{esc(stream_id)}"{" data-sla" if breach else ""}>'
         f'<time datetime="{esc(alert.get("event_time"))}">{esc(_short(alert.get("event_time")))}'
         f"</time> {_level_badge(level)} {esc(alert.get('kind'))}{breach} "
@@ -257,7 +265,10 @@ def _now_section(view: CustomerView) -> str:
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
     reasons = "".join(f"<li>{esc(_reason_text(r))}</li>" for r in view.reasons())
     why = f'<h3>Why</h3><ul class="reasons">{reasons}</ul>' if reasons else ""
-    return f'<section aria-labelledby="now-h"><h2 id="now-h">Now</h2><dl>{dl}</dl>{why}</section>'
+    return (
+        '<section aria-labelledby="now-h"><h2 id="now-h">Now</h2>'
+        f'<dl class="facts">{dl}</dl>{why}</section>'
+    )
 
 
 def _history_section(view: CustomerView) -> str:
@@ -274,20 +285,23 @@ def _history_section(view: CustomerView) -> str:
     )
 
 
-def sparkline(scores: Sequence[float], width: int = 240, height: int = 40) -> str:
-    """A small inline SVG of scores in [0, 1], oldest left."""
+def sparkline(scores: Sequence[float], width: int = 240, height: int = 40, pad: int = 4) -> str:
+    """A small inline SVG of scores in [0, 1], oldest left, the latest as a dot."""
     if not scores:
         return ""
-    step = width / max(1, len(scores) - 1)
-    coords = " ".join(
-        f"{i * step:.1f},{height - min(1.0, max(0.0, s)) * height:.1f}"
+    step = (width - 2 * pad) / max(1, len(scores) - 1)
+    points = [
+        (pad + i * step, pad + (1 - min(1.0, max(0.0, s))) * (height - 2 * pad))
         for i, s in enumerate(scores)
-    )
+    ]
+    coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    last_x, last_y = points[-1]
     label = f"score over {len(scores)} alerts, last {scores[-1]:.2f}"
     return (
         f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
         f' role="img" aria-label="{esc(label)}"><polyline fill="none" stroke="currentColor"'
-        f' stroke-width="2" points="{coords}"/></svg>'
+        f' stroke-width="2" points="{coords}"/>'
+        f'<circle cx="{last_x:.1f}" cy="{last_y:.1f}" r="3" fill="currentColor"/></svg>'
     )
 
 
@@ -343,7 +357,8 @@ def _alert_tr(alert: Mapping[str, Any], answered: Mapping[str, Mapping[str, Any]
     )
     answer = answered.get(alert_id)
     if answer is not None:
-        cell = f"{esc(answer.get('action'))} by {esc(answer.get('actor'))}"
+        done = ANSWERED_AS.get(str(answer.get("action")), str(answer.get("action")))
+        cell = f"{esc(done)} by {esc(answer.get('actor'))}"
     else:
         cell = (
             f'<button type="submit" form="feedback" name="action" value="acknowledge:'

@@ -127,7 +127,7 @@ async def test_pages_render_what_the_sink_wrote(sink: RedisSink, client: TestCli
     assert response.status == 200
     page = await response.text()
     assert "30 days past due" in page  # the reason, in plain language
-    assert "acknowledge by Dana" in page and "called &lt;script&gt;" in page
+    assert "Acknowledged by Dana" in page and "called &lt;script&gt;" in page
     assert f'value="acknowledge:{later.alert_id}"' in page
     assert f'value="acknowledge:{first.alert_id}"' not in page
     assert 'value="2025-03-11"' in page  # snooze default: stream clock + 7 days

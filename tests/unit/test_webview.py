@@ -134,7 +134,7 @@ def test_answered_alerts_show_who_answered_instead_of_a_button() -> None:
     )
     assert f'value="acknowledge:{"b" * 32}"' in page
     assert f'value="acknowledge:{"a" * 32}"' not in page
-    assert "acknowledge by Dana" in page
+    assert "Acknowledged by Dana" in page
 
 
 def test_history_split_keeps_alerts_and_feedback_apart() -> None:
@@ -247,3 +247,11 @@ def test_server_sent_events_frame_every_line() -> None:
         b"event: alert\nid: 5-1\ndata: <li>\ndata: x</li>\n\n"
     )
     assert sse("health", "") == b"event: health\ndata: \n\n"
+
+
+def test_sparkline_draws_the_scores_inside_its_box() -> None:
+    """Oldest left, riskier higher, the latest as a dot; one alert still shows."""
+    line = webpages.sparkline([0.0, 1.0], width=100, height=20, pad=2)
+    assert 'points="2.0,18.0 98.0,2.0"' in line and 'cx="98.0" cy="2.0"' in line
+    assert "<circle" in webpages.sparkline([0.4])
+    assert webpages.sparkline([]) == ""
