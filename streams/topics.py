@@ -32,9 +32,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str
         await admin.close()
         raise TopicError(f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc!r}") from exc
     partitions = {
-        settings.topics.transactions: settings.partitions,
-        settings.topics.repayments: settings.partitions,
-        settings.topics.outcomes: settings.partitions,
+        **dict.fromkeys(settings.topics.inputs, settings.partitions),
         settings.topics.notifications: settings.partitions,
         settings.topics.deadletter: settings.partitions,
         settings.topics.training: 1,  # one global model: one trainer consumes it

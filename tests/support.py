@@ -304,16 +304,21 @@ def unprocessed_partitions(settings: Settings) -> dict[str, tuple[int | None, in
 
 
 def redis_histories(settings: Settings, customer_ids: Iterable[str]) -> dict[str, list[str]]:
-    """alert_ids in each customer's Redis history, newest first."""
+    """alert_ids in each customer's Redis history, newest first (feedback entries aside)."""
     client = redis.Redis.from_url(settings.redis_url)
     layout = RedisLayout(settings.redis_prefix)
     try:
         return {
-            c: [orjson.loads(v)["alert_id"] for v in client.lrange(layout.history(c), 0, -1)]
+            c: [e["alert_id"] for e in redis_history(client, layout, c) if e["kind"] != "feedback"]
             for c in customer_ids
         }
     finally:
         client.close()
+
+
+def redis_history(client: redis.Redis, layout: RedisLayout, customer_id: str) -> list[Any]:
+    """A customer's Redis history entries (alerts and feedback), newest first."""
+    return [orjson.loads(v) for v in client.lrange(layout.history(customer_id), 0, -1)]
 
 
 @dataclass(frozen=True, slots=True)
