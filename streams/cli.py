@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--malformed", type=int, default=5, help="bad messages to inject")
     demo.add_argument("--no-malformed", action="store_const", const=0, dest="malformed")
     demo.add_argument("--broker", choices=("auto", "kafka", "tansu"), default="auto")
+    demo.add_argument(
+        "--web-port", type=int, default=8080, help="web view port (taken: a free one; 0: none)"
+    )
     demo.set_defaults(handler=_demo)
 
     bench = sub.add_parser(
@@ -235,6 +238,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         rate=args.rate,
         malformed=args.malformed,
         broker=args.broker,
+        web_port=args.web_port,
     )
     return run_demo(settings, options)
 
