@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -19,8 +23,10 @@ from sinks.base import Outgoing
 from sinks.redis import RedisLayout, RedisSink, redis_sink
 from streams.feedback_commands import NotFound, alert_customer
 from streams.health import Snapshot, stream_clock, write_snapshot
-from streams.localstack import RedisServer
+from streams.localstack import ApacheKafka, RedisServer
+from streams.topics import ensure_topics
 from streams.webview import create_app
+from tests.support import isolated_settings, read_topic
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 EVIL = "<script>alert(1)</script>"
@@ -191,3 +197,92 @@ async def test_alert_ids_lead_to_their_customer_and_clock_to_the_stream(sink: Re
         await alert_customer(sink.client, layout, "0" * 32)
     await write_snapshot(sink.client, layout, snapshot("w2", T0 + timedelta(days=9)), 5.0)
     assert await stream_clock(sink.client, layout) == T0 + timedelta(days=9)
+
+
+# -- feedback reaches Kafka: the form and the terminal commands ------------------------------
+
+
+@pytest.fixture
+def kafka_settings(kafka: ApacheKafka, settings: Settings) -> Settings:
+    return isolated_settings(
+        kafka.bootstrap, settings.redis_url, redis_prefix=settings.redis_prefix
+    )
+
+
+def feedback_on_topic(settings: Settings) -> list[dict[str, Any]]:
+    return [orjson.loads(v) for _, v in asyncio.run(read_topic(settings, settings.topics.feedback))]
+
+
+@pytest.mark.kafka
+async def test_the_form_produces_feedback_stamped_with_the_stream_clock(
+    kafka_settings: Settings,
+) -> None:
+    """A valid post is on the feedback topic (acked by the broker) before the 303 back."""
+    sink = redis_sink(kafka_settings)
+    await seed(sink)
+    await ensure_topics(kafka_settings)
+    async with TestClient(TestServer(create_app(kafka_settings))) as client:
+        response = await client.post(
+            "/customers/c0001/feedback",
+            data={"action": "snooze", "actor": "Dana", "until": "2025-03-20", "note": "on leave"},
+            allow_redirects=False,
+        )
+        assert response.status == 303
+        assert response.headers["Location"] == "/customers/c0001?done=snooze"
+        page = await (await client.get(response.headers["Location"])).text()
+        assert "Snooze sent." in page
+    await sink.close()
+    (message,) = await asyncio.to_thread(feedback_on_topic, kafka_settings)
+    assert (message["customer_id"], message["action"], message["actor"]) == (
+        "c0001",
+        "snooze",
+        "Dana",
+    )
+    assert message["ts"] == "2025-03-04T12:00:00.000Z"  # the heartbeat's event time, not now
+    assert message["until"] == "2025-03-20T00:00:00.000Z" and message["note"] == "on leave"
+
+
+@pytest.mark.kafka
+def test_terminal_commands_ack_an_alert_and_snooze_a_customer(kafka_settings: Settings) -> None:
+    """``ews alerts ack`` finds the alert's customer in Redis; ``ews customer snooze`` sends
+    until and reason code; both are stamped with the stream clock."""
+
+    async def seeded() -> Alert:
+        sink = redis_sink(kafka_settings)
+        try:
+            first, *_ = await seed(sink)
+        finally:
+            await sink.close()
+        await ensure_topics(kafka_settings)
+        return first
+
+    first = asyncio.run(seeded())
+    env = {**os.environ, **kafka_settings.env_vars}
+    ews = [sys.executable, "-m", "streams.cli"]
+    ack = subprocess.run(
+        [*ews, "alerts", "ack", first.alert_id, "--actor", "Sam", "--note", "called"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert ack.returncode == 0, ack.stderr
+    assert "of customer c0001" in ack.stdout
+    snooze = subprocess.run(
+        [*ews, "customer", "snooze", "c0002", "--until", "2025-04-01", "--actor", "Sam",
+         "--reason-code", "DPD"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert snooze.returncode == 0, snooze.stderr
+    unknown = subprocess.run(
+        [*ews, "alerts", "ack", "0" * 32, "--actor", "Sam"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert unknown.returncode == 2 and "--customer" in unknown.stderr
+
+    sent = feedback_on_topic(kafka_settings)
+    by_action = {m["action"]: m for m in sent}
+    assert len(sent) == 2 and set(by_action) == {"acknowledge", "snooze"}
+    assert by_action["acknowledge"]["customer_id"] == "c0001"
+    assert by_action["acknowledge"]["alert_id"] == first.alert_id
+    assert by_action["acknowledge"]["note"] == "called"
+    assert by_action["snooze"]["reason_code"] == "DPD"
+    assert by_action["snooze"]["until"] == "2025-04-01T00:00:00.000Z"
+    assert {m["ts"] for m in sent} == {"2025-03-04T12:00:00.000Z"}
