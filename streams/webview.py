@@ -89,7 +89,14 @@ def create_app(settings: Settings) -> web.Application:
 
 def run_web(settings: Settings, host: str, port: int) -> None:
     print(f"web view: http://{host}:{port}/", flush=True)
-    web.run_app(create_app(settings), host=host, port=port, print=None, shutdown_timeout=2.0)
+    web.run_app(
+        create_app(settings),
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,  # a line per request, SSE reconnects included, would drown the rest
+        shutdown_timeout=2.0,
+    )
 
 
 async def _close_redis(app: web.Application) -> None:

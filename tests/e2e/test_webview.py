@@ -202,9 +202,22 @@ def test_a_person_acknowledges_in_the_browser_and_only_the_unanswered_alert_esca
     wait_for(browser, f"#feed li[data-level='amber'] a[href='/customers/{UNANSWERED}']")
     assert browser.execute_script("return window.notReloaded === true;"), "the page reloaded"
     browser.save_screenshot(str(artifacts / "1-feed.png"))
+    amber_filter = browser.find_element(
+        By.CSS_SELECTOR, "input[name='level-filter'][value='amber']"
+    )
+    amber_filter.click()
+    assert not browser.find_element(By.CSS_SELECTOR, row).is_displayed(), "level filter"
+    amber_filter.click()
+    assert browser.find_element(By.CSS_SELECTOR, row).is_displayed()
 
     # Feedback is stamped with the stream clock: wait until the heartbeat carries phase 1.
     wait_until(lambda: clock(settings) == PHASE_1, 30, "the stream clock to reach phase 1")
+
+    def fresh_strip() -> bool:  # the strip refreshes itself over /events every few seconds
+        text = browser.find_element(By.ID, "health").text
+        return "Workers" in text and "Stale" not in text and "2025-02-09 06:00" in text
+
+    wait_until(fresh_strip, 15, "the health strip to show the worker's heartbeat")
     browser.find_element(By.CSS_SELECTOR, row).click()
     wait_for(browser, "form#feedback")
     assert browser.find_element(By.TAG_NAME, "h1").text == f"Customer {ACKED}"
