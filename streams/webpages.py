@@ -76,7 +76,7 @@ class CustomerView:
     alerts: Sequence[Mapping[str, Any]]
     feedback: Sequence[Mapping[str, Any]]
     rank: int | None = None  # 0-based place on the watch-list
-    clock: datetime | None = None  # the stream clock, for the snooze default
+    clock: datetime | None = None  # when feedback given now happens (streams.health.feedback_time)
 
     def reasons(self) -> list[Mapping[str, Any]]:
         return [r for r in _json_list(self.fields.get("reasons")) if isinstance(r, Mapping)]

@@ -35,6 +35,7 @@ import orjson
 import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
+from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from config.settings import Settings
@@ -158,14 +159,13 @@ async def feedback(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     try:
-        ts = await feedback_time(request.app[REDIS], request.app[LAYOUT])
-        message = build_feedback(view, fields, ts)
+        message = build_feedback(view, fields, view.clock or datetime.now(UTC))
     except ValueError as exc:
         page = webpages.customer_page(view, await _health(request), error=str(exc))
         return _html(page, status=400)
     try:
         await send_feedback(request.app[SETTINGS], [message])
-    except Exception as exc:  # the broker did not ack: nothing was recorded, say so
+    except (KafkaError, OSError) as exc:  # the broker did not ack: nothing recorded, say so
         log.warning("web_feedback_not_sent", error=str(exc)[:200], customer_id=customer_id)
         error = "The feedback could not be sent to Kafka; nothing was recorded. Try again."
         return _html(webpages.customer_page(view, await _health(request), error=error), 503)
