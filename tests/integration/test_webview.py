@@ -125,6 +125,7 @@ async def test_pages_render_what_the_sink_wrote(sink: RedisSink, client: TestCli
     assert "&lt;script&gt;" in feed and "<script>alert" not in feed
     assert "<dd>250</dd>" in feed and "Stale" not in feed  # events/s from the heartbeat
     assert "2 from people" in feed
+    assert sink.url not in feed and "redis://" not in feed  # no connection details in pages
 
     watch = await (await client.get("/watchlist")).text()
     assert watch.index(">c0002<") < watch.index(">c0001<") < watch.index("&lt;script&gt;")
