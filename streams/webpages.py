@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import orjson
 
+from streams.applier import SWEEP_TOPIC
 from streams.health import Health
 
 LEVELS = ("watch", "amber", "red")
@@ -371,9 +372,18 @@ def _alert_tr(alert: Mapping[str, Any], answered: Mapping[str, Mapping[str, Any]
         f" (from {esc(alert.get('previous_level'))}){_sla_badge(alert)}"
         f'<br><code title="alert id">{esc(alert_id[:12])}</code></td>'
         f"<td>{_score(alert.get('score'))}</td><td><ul>{reasons}</ul></td>"
-        f"<td>{esc(trigger.get('event_id'))}<br><small>{esc(trigger.get('topic'))} "
-        f"p{esc(trigger.get('partition'))} @{esc(trigger.get('offset'))}</small></td>"
-        f"<td>{cell}</td></tr>"
+        f"<td>{_trigger(trigger)}</td><td>{cell}</td></tr>"
+    )
+
+
+def _trigger(trigger: Mapping[str, Any]) -> str:
+    """The event that raised an alert, or the daily sweep that did."""
+    partition = esc(trigger.get("partition"))
+    if trigger.get("topic") == SWEEP_TOPIC:
+        return f"event-time sweep at midnight<br><small>partition {partition}</small>"
+    return (
+        f"{esc(trigger.get('event_id'))}<br><small>{esc(trigger.get('topic'))} "
+        f"partition {partition}, offset {esc(trigger.get('offset'))}</small>"
     )
 
 
@@ -392,7 +402,7 @@ def _audit_item(entry: Mapping[str, Any]) -> str:
     parts = [
         f'<time datetime="{esc(entry.get("ts"))}">{esc(_short(entry.get("ts")))}</time>',
         f"<strong>{esc(entry.get('actor'))}</strong>",
-        esc(ACTION_LABELS.get(str(entry.get("action")), entry.get("action"))),
+        esc(ANSWERED_AS.get(str(entry.get("action")), entry.get("action"))),
     ]
     if entry.get("alert_id"):
         parts.append(f"alert <code>{esc(str(entry['alert_id'])[:12])}</code>")

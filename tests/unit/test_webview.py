@@ -255,3 +255,15 @@ def test_sparkline_draws_the_scores_inside_its_box() -> None:
     assert 'points="2.0,18.0 98.0,2.0"' in line and 'cx="98.0" cy="2.0"' in line
     assert "<circle" in webpages.sparkline([0.4])
     assert webpages.sparkline([]) == ""
+
+
+def test_trigger_events_and_sweeps_are_told_apart() -> None:
+    """An alert names the event that raised it; a sweep's alert says it was the midnight sweep."""
+    page = webpages.customer_page(
+        view(
+            alerts=[alert(), alert(alert_id="b" * 32, trigger={"topic": "sweep", "partition": 2})]
+        ),
+        summarize([]),
+    )
+    assert "rp-1<br><small>ews.repayments partition 1, offset 7" in page
+    assert "event-time sweep at midnight<br><small>partition 2" in page
