@@ -187,11 +187,14 @@ def alert_row(alert: Mapping[str, Any], stream_id: str = "") -> str:
 
 
 def feed_page(
-    rows: Sequence[tuple[str, Mapping[str, Any]]], watch: Sequence[WatchEntry], health: Health
+    rows: Sequence[tuple[str, Mapping[str, Any]]],
+    watch: Sequence[WatchEntry],
+    health: Health,
+    last_id: str = "0-0",
 ) -> str:
     """``/``: the newest alerts (rows are ``(stream id, alert)``, newest first), a level
-    filter, and the top of the watch-list."""
-    last_id = rows[0][0] if rows else ""
+    filter, and the top of the watch-list. ``last_id``, the newest stream entry when the page
+    was read (``0-0``: none), is where the page's live updates start, so none falls between."""
     filters = "".join(
         f'<label><input type="checkbox" name="level-filter" value="{lv}" checked> {lv}</label> '
         for lv in LEVELS

@@ -130,7 +130,8 @@ async def feed(request: web.Request) -> web.Response:
     )
     rows = [(sid, alert) for sid, fields in entries if (alert := _alert(fields)) is not None]
     watch = await _watch(client, layout, WATCH_TOP)
-    return _html(webpages.feed_page(rows, watch, await _health(request)))
+    last_id = entries[0][0] if entries else "0-0"
+    return _html(webpages.feed_page(rows, watch, await _health(request), last_id))
 
 
 async def watchlist(request: web.Request) -> web.Response:

@@ -146,9 +146,12 @@ async def test_pages_render_what_the_sink_wrote(sink: RedisSink, client: TestCli
     assert (await client.get("/customers/nobody")).status == 404
 
 
-async def test_health_strip_is_stale_without_a_live_heartbeat(client: TestClient) -> None:  # type: ignore[type-arg]
-    """No worker beats under this prefix: the strip says so."""
-    assert "Stale" in await (await client.get("/")).text()
+async def test_an_empty_feed_goes_live_from_the_stream_start(client: TestClient) -> None:  # type: ignore[type-arg]
+    """No alert yet: live updates start at 0-0, so the first alert cannot slip in between the
+    page and its event stream; no worker beats under this prefix, so the strip says stale."""
+    page = await (await client.get("/")).text()
+    assert 'data-last-id="0-0"' in page and "No alerts yet." in page
+    assert "Stale" in page
 
 
 async def test_feed_receives_new_alerts_over_server_sent_events(

@@ -153,7 +153,7 @@ def test_pages_have_language_labels_and_a_live_feed() -> None:
     for input_id in ("actor", "note", "until", "reason_code"):
         assert f'<label for="{input_id}">' in page
     assert 'id="actor" name="actor" required' in page
-    feed = webpages.feed_page([("5-0", alert())], [], summarize([]))
+    feed = webpages.feed_page([("5-0", alert())], [], summarize([]), "5-0")
     assert re.search(r'<ol id="feed"[^>]*aria-live="polite"', feed)
     assert 'data-last-id="5-0"' in feed
 
