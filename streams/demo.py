@@ -2,9 +2,10 @@
 
 Starts Apache Kafka (or tansu where Java/Maven are missing) and redis-server on free ports unless
 ``EWS_KAFKA_BOOTSTRAP`` / ``EWS_REDIS_URL`` point at existing ones, creates the topics, runs one
-``ews worker`` child process, produces the simulator's events at ``--rate`` in event-time order,
-prints every alert as it arrives, and on Ctrl-C or after ``--duration`` waits for the worker to
-catch up, prints a summary (optionally as JSON) and stops everything it started.
+``ews worker`` child process and the web view (``ews web``, on port 8080 or a free one if that is
+taken; ``--web-port 0`` turns it off), produces the simulator's events at ``--rate`` in
+event-time order, prints every alert as it arrives, and on Ctrl-C or after ``--duration`` waits
+for the worker to catch up, prints a summary (optionally as JSON) and stops everything it started.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import dataclasses
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from config.settings import Settings
 from sinks.redis import RedisLayout
-from streams.localstack import RedisServer, Tansu, start_broker
+from streams.localstack import RedisServer, Tansu, free_port, start_broker
 from streams.render import format_alert
 from streams.replay import Recorded
 from streams.simulator import GeneratedStream, as_recorded, generate
@@ -53,6 +55,7 @@ class DemoOptions:
     rate: float = 1000.0
     malformed: int = 5
     broker: str = "auto"
+    web_port: int = 8080  # the web view's port; taken: a free one; 0: no web view
 
 
 @dataclass(slots=True)
@@ -69,7 +72,12 @@ def run_demo(settings: Settings, options: DemoOptions, env: Mapping[str, str] | 
         asyncio.run(ensure_topics(settings))
         worker = start_worker(settings, workdir / "worker.log")
         stack.callback(stop_process, worker)
-        _banner(settings, broker_name, workdir)
+        web_url = None
+        if options.web_port:
+            port = options.web_port if port_free(options.web_port) else free_port()
+            stack.callback(stop_process, start_web(settings, port, workdir / "web.log"))
+            web_url = f"http://127.0.0.1:{port}/"
+        _banner(settings, broker_name, workdir, web_url)
         stream = generate(
             customers=options.customers,
             days=options.days,
@@ -141,6 +149,30 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
         log_file.close()
 
 
+def start_web(settings: Settings, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """``ews web`` on 127.0.0.1:``port`` as a child process, logging to ``log_path``."""
+    log_file = log_path.open("wb")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "web", "--port", str(port)],
+            env={**os.environ, **settings.env_vars, "EWS_LOG_FORMAT": "json"},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        log_file.close()
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def stop_process(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL after 30 s: only the process this module started."""
     if process.poll() is None:
@@ -152,9 +184,11 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-def _banner(settings: Settings, broker_name: str, workdir: Path) -> None:
+def _banner(settings: Settings, broker_name: str, workdir: Path, web_url: str | None) -> None:
     print(f"ews demo: {broker_name} at {settings.kafka_bootstrap}, Redis at {settings.redis_url}")
     print(f"  worker log: {workdir / 'worker.log'}")
+    if web_url:
+        print(f"  web view: {web_url} (watch alerts arrive, open a customer, acknowledge)")
     print(
         f"  in another terminal: EWS_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} "
         f"EWS_REDIS_URL={settings.redis_url} .venv/bin/ews customer show c0001"

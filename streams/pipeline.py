@@ -31,7 +31,7 @@ import orjson
 import structlog
 
 from detectors.engine import RiskDetector
-from detectors.events import Source
+from detectors.events import Feedback, Source
 from detectors.labels import LabelledExample
 from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
@@ -109,6 +109,13 @@ class Pipeline:
         self.cache = StateCache(state_cache_customers)
         self._gave_up_reported = 0
         self.watchdog = watchdog
+        self._event_time: datetime | None = None
+
+    @property
+    def event_time(self) -> datetime | None:
+        """The largest event time of a bank event (transaction, repayment, outcome) this worker
+        has applied; None before the first."""
+        return self._event_time
 
     async def run(self, stream: Any) -> None:
         """The agent. ``stream`` only subscribes the input topics: their messages arrive through
@@ -192,6 +199,7 @@ class Pipeline:
         for item in released:
             self._ack(item.handle)
         self._count(outcome)
+        self._advance_event_time(ready)
         for alert in outcome.alerts:
             log.info(
                 "alert_emitted",
@@ -202,6 +210,12 @@ class Pipeline:
                 alert_id=alert.alert_id,
                 trigger=alert.trigger.event_id,
             )
+
+    def _advance_event_time(self, ready: list[Pending]) -> None:
+        """Feedback is stamped by people and moves no clock: only the banks' events count."""
+        times = [item.event.ts for item in ready if not isinstance(item.event, Feedback)]
+        if times and (self._event_time is None or max(times) > self._event_time):
+            self._event_time = max(times)
 
     def _count(self, outcome: BatchResult) -> None:
         c = self.counters

@@ -32,12 +32,16 @@ STREAM = generate(customers=40, days=180, seed=21, malformed=3)
 
 
 def snapshot(settings: Settings) -> dict[str, tuple[str, Any, int]]:
-    """Every key under the prefix: its type, its whole value and its TTL in ms (-1: none)."""
+    """Every key under the prefix: its type, its whole value and its TTL in ms (-1: none); but
+    the workers' heartbeats (``health``), which live seconds and come from no topic."""
     client = redis.Redis.from_url(settings.redis_url)
+    heartbeats = settings.redis_prefix + "health"
     try:
         out: dict[str, tuple[str, Any, int]] = {}
         for raw in client.scan_iter(match=settings.redis_prefix + "*", count=1000):
             key = raw.decode()
+            if key.startswith(heartbeats):
+                continue
             kind = client.type(key).decode()
             value: Any
             if kind == "string":
