@@ -53,7 +53,8 @@ redis.call('PUBLISH', ARGV[14], ARGV[2])
 return 'pending ' .. id
 """
 
-# KEYS: feedback dedupe, history list. ARGV: entry, dedupe ttl, customer ttl, history len, channel
+# KEYS: feedback dedupe, history list.
+# ARGV: entry, dedupe ttl, customer ttl, history len, channel ('' for none)
 _WRITE_FEEDBACK = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) == false then
   return 0
@@ -61,7 +62,9 @@ end
 redis.call('LPUSH', KEYS[2], ARGV[1])
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('PUBLISH', ARGV[5], ARGV[1])
+if ARGV[5] ~= '' then
+  redis.call('PUBLISH', ARGV[5], ARGV[1])
+end
 return 1
 """
 
@@ -168,11 +171,12 @@ class RedisSink(Sink):
                 pending.append(replace(out, stream_id=stream_id or None))
         return pending
 
-    async def write_feedback(self, batch: Sequence[Feedback]) -> None:
+    async def write_feedback(self, batch: Sequence[Feedback], *, publish: bool = True) -> int:
         """Append each answer to its customer's history (the audit trail) once, and publish
-        it on the live channel; an answer already written (by ``event_id``) is skipped."""
+        it on the live channel; an answer already written (by ``event_id``) is skipped.
+        Returns how many were new."""
         if not batch:
-            return
+            return 0
         lay = self.layout
         try:
             async with self.client.pipeline(transaction=False) as pipe:
@@ -187,13 +191,14 @@ class RedisSink(Sink):
                             self.dedupe_ttl_s,
                             self.customer_ttl_s,
                             self.history_len,
-                            lay.channel,
+                            lay.channel if publish else "",
                         ],
                         client=pipe,
                     )
-                await pipe.execute()
+                results = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise SinkUnavailable(f"Redis write failed: {exc}") from exc
+        return sum(int(r) for r in results)
 
     async def mark_published(self, batch: Sequence[Outgoing]) -> None:
         if not batch:

@@ -170,7 +170,8 @@ def _parser() -> argparse.ArgumentParser:
     redis_cmd = sub.add_parser("redis", help="manage the Redis view")
     redis_sub = redis_cmd.add_subparsers(dest="redis_command", required=True)
     rebuild = redis_sub.add_parser(
-        "rebuild", help="restore customers, watch-list and alert stream from ews.notifications"
+        "rebuild",
+        help="restore customers, watch-list, alert stream and audit trail from the topics",
     )
     rebuild.add_argument(
         "--force", action="store_true", help="even while workers of the group are running"
@@ -426,7 +427,8 @@ def _redis_rebuild(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     print(
         f"{report.messages} notifications, {report.distinct_alerts} distinct alerts, "
-        f"{report.written} written to Redis at {safe_url(settings.redis_url)}"
+        f"{report.written} written to Redis at {safe_url(settings.redis_url)}; "
+        f"{report.feedback_written} audit entries from {settings.topics.feedback}"
     )
     if report.missing_customers:
         print(

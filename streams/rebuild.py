@@ -16,6 +16,11 @@ in :attr:`RebuildReport.missing_customers` and logged.
 
 A message without the header (written before it existed) gets an id from its ``emitted_at``
 time, after every id before it.
+
+The audit trail (answers from ``ews.feedback`` in the customers' histories) comes back from that
+topic: every message the worker would accept, in offset order, appended after the customer's
+alerts (the original interleaving of answers and alerts in one history is not recorded
+anywhere), with TTLs counted from now, and not published to live viewers.
 """
 
 from __future__ import annotations
@@ -31,11 +36,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from config.settings import Settings
 from detectors.alert import Alert, Level
+from detectors.events import Feedback
 from detectors.state import CustomerState
 from sinks.base import Outgoing
 from sinks.notifications import STREAM_ID_HEADER
 from sinks.redis import redis_sink
 from streams.applier import is_customer_key
+from streams.records import DecodeError, decode, decode_feedback
 from streams.topics import topic_partitions
 
 log = structlog.get_logger(__name__)
@@ -50,6 +57,7 @@ class RebuildReport:
     messages: int  # read from the notifications topic
     distinct_alerts: int
     written: int  # new in Redis (the rest were already in the stream)
+    feedback_written: int  # audit entries new in Redis
     without_stream_id: int
     missing_customers: int  # notified per the changelog, absent from the notifications topic
 
@@ -65,10 +73,12 @@ async def rebuild(settings: Settings, force: bool = False) -> RebuildReport:
             )
     messages = await read_all(settings, settings.topics.notifications)
     alerts = ordered_alerts(messages)
+    answers = valid_feedback(await read_all(settings, settings.topics.feedback), settings)
     sink = redis_sink(settings)
     try:
         await sink.start()
         written = await sink.restore(alerts, now_ms=int(time.time() * 1000))
+        feedback_written = await sink.write_feedback(answers, publish=False)
     finally:
         await sink.close()
     notified = await notified_customers(settings)
@@ -77,6 +87,7 @@ async def rebuild(settings: Settings, force: bool = False) -> RebuildReport:
         messages=len(messages),
         distinct_alerts=len(alerts),
         written=written,
+        feedback_written=feedback_written,
         without_stream_id=sum(1 for _, headers, _ in messages if STREAM_ID_HEADER not in headers),
         missing_customers=len(missing),
     )
@@ -105,6 +116,21 @@ async def notified_customers(settings: Settings) -> set[str]:
 
 
 Message = tuple[bytes | None, dict[str, bytes], bytes | None]  # (key, headers, value)
+
+
+def valid_feedback(messages: list[Message], settings: Settings) -> list[Feedback]:
+    """The answers the worker accepted (the rest went to the dead-letter topic)."""
+    answers = []
+    for key, _, value in messages:
+        try:
+            event = decode(decode_feedback, value, key, settings.max_message_bytes)
+        except DecodeError:
+            continue
+        assert isinstance(event, Feedback)
+        answers.append(event)
+    return answers
+
+
 _NO_SEQUENCE = 2**63
 
 

@@ -11,6 +11,10 @@ history with its actor.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,6 +27,7 @@ from config.settings import Settings
 from sinks.redis import RedisLayout
 from streams.feedback import feedback_message
 from streams.localstack import ApacheKafka, RedisServer
+from streams.rebuild import group_members
 from streams.replay import Recorded
 from tests.support import (
     expected,
@@ -31,6 +36,7 @@ from tests.support import (
     process_with_worker,
     redis_alerts,
     redis_history,
+    wait_until,
 )
 from tests.unit import test_sweep as inputs
 
@@ -113,18 +119,40 @@ def test_feedback_stops_escalation_and_snooze_mutes_on_a_real_worker(
     snoozed = [a for a in got if a["customer_id"] == "snoozed"]
     assert snoozed and min(a["event_time"] for a in snoozed) == "2025-03-01T00:00:00.000Z"
 
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        layout = RedisLayout(settings.redis_prefix)
-        audit = {
-            c: [e for e in redis_history(client, layout, c) if e["kind"] == "feedback"]
-            for c in ("acked", "snoozed")
-        }
-    finally:
-        client.close()
+    audit = _audit_trails(settings)
     assert [(e["action"], e["actor"], e["alert_id"]) for e in audit["acked"]] == [
         ("acknowledge", "ops-anna", acked_amber.alert_id)
     ]
     assert [(e["action"], e["until"]) for e in audit["snoozed"]] == [
         ("snooze", "2025-03-01T00:00:00.000Z")
     ]
+
+    # Redis is a view: after losing it, the rebuild brings back the audit trail too.
+    redis.Redis.from_url(settings.redis_url).flushall()
+    wait_until(lambda: asyncio.run(group_members(settings)) == 0, 30, "the group to empty")
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "redis", "rebuild"],
+        env={**os.environ, **settings.env_vars},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2 audit entries" in done.stdout
+    assert _audit_trails(settings) == audit
+    assert sorted(a["alert_id"] for a in redis_alerts(settings)) == sorted(
+        a["alert_id"] for a in got
+    )
+
+
+def _audit_trails(settings: Settings) -> dict[str, list[dict[str, object]]]:
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        layout = RedisLayout(settings.redis_prefix)
+        return {
+            c: [e for e in redis_history(client, layout, c) if e["kind"] == "feedback"]
+            for c in ("acked", "snoozed", "ignored")
+        }
+    finally:
+        client.close()
