@@ -90,7 +90,9 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
         committed=lambda tp: _committed(app, tp),
         watchdog=CommitWatchdog(
             committed=GroupOffsets(settings).committed,
-            reseek=lambda tp, offset: app.consumer.seek(faust.types.TP(*tp), offset),
+            # seek_wait runs the seek in the consumer's thread, where aiokafka lives; Faust's
+            # Consumer.seek calls aiokafka from the event loop's thread.
+            reseek=lambda tp, offset: app.consumer.seek_wait({faust.types.TP(*tp): offset}),
             clock=time.monotonic,
             head=lambda tp: faust_fixes.first_read(app.consumer, faust.types.TP(*tp)),
         ),
