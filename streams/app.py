@@ -87,9 +87,12 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
         table=table,
         deadletter_topic=deadletter,
         highwater=lambda tp: _highwater(app, tp),
+        committed=lambda tp: _committed(app, tp),
         watchdog=CommitWatchdog(
             committed=GroupOffsets(settings).committed,
-            reseek=lambda tp, offset: app.consumer.seek(faust.types.TP(*tp), offset),
+            # seek_wait runs the seek in the consumer's thread, where aiokafka lives; Faust's
+            # Consumer.seek calls aiokafka from the event loop's thread.
+            reseek=lambda tp, offset: app.consumer.seek_wait({faust.types.TP(*tp): offset}),
             clock=time.monotonic,
             head=lambda tp: faust_fixes.first_read(app.consumer, faust.types.TP(*tp)),
         ),
@@ -148,6 +151,16 @@ def _highwater(app: faust.App, tp: tuple[str, int]) -> int | None:
     except Exception:  # consumer not started or partition not assigned yet
         return None
     return value if isinstance(value, int) and value >= 0 else None
+
+
+def _committed(app: faust.App, tp: tuple[str, int]) -> int | None:
+    """The committed offset the consumer knows for ``tp`` (set by its seek to the committed
+    offsets after an assignment, then by its commits); None if unknown or nothing committed."""
+    try:
+        offset = app.consumer._committed_offset.get(faust.types.TP(*tp))  # type: ignore[attr-defined]
+    except Exception:  # consumer not started yet
+        return None
+    return offset if isinstance(offset, int) else None
 
 
 class GroupOffsets:

@@ -18,13 +18,27 @@ follows) was lost without a trace. Here the head is the committed offset, or, be
 commit, the first offset read since the partition was assigned (``FIRST_READ``, kept by
 ``streams.lane``); nothing is committed while an offset between it and the lowest ack is neither
 acked nor a recorded gap. Such a stall is what ``streams.watchdog`` re-seeks.
+
+A third fix makes "seek to the committed offsets" rewind every partition Faust commits. Faust
+drops fetched messages it will not deliver (flow stopped for a rebalance, partition paused; and
+while every partition is paused its live set of active partitions is empty, which aiokafka's
+``fetched_records`` takes as "all partitions", so a whole fetch is dropped), having already moved
+the consumer's position past them; it counts on ``Consumer.perform_seek`` to rewind afterwards.
+aiokafka's ``seek_to_committed`` seeks only where the committed offset is above 0 (aiokafka issue
+1003), so a partition with nothing committed kept its advanced position: the new owner of a
+partition never read its first messages, acked nothing there, and never committed it. Here a
+partition of an acked (non-changelog) topic with nothing committed goes back to where a new
+consumer starts (``consumer_auto_offset_reset``), one committed at 0 to offset 0. Changelog
+partitions are left as before: Faust positions them itself during recovery.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 _original_new_offset = Consumer._new_offset
 
@@ -62,7 +76,46 @@ def _covered(gap: Any, start: int, end: int) -> bool:
     return at >= end
 
 
+async def _seek_to_committed_or_start(self: Any) -> Mapping[Any, int | None]:
+    """``AIOKafkaConsumerThread.seek_to_committed`` that also rewinds, in the consumer's thread,
+    the acked partitions aiokafka leaves alone (nothing committed, or committed at 0)."""
+    consumer = self._ensure_consumer()
+    app = self.app
+    acked_topics = {t for t in consumer.subscription() if app.topics.acks_enabled_for(t)} - set(
+        app.tables.changelog_topics
+    )
+    latest = str(app.conf.consumer_auto_offset_reset).lower() == "latest"
+    result: Mapping[Any, int | None] = await self.call_thread(
+        rewind_to_committed, consumer, acked_topics, latest
+    )
+    return result
+
+
+async def rewind_to_committed(
+    consumer: Any, acked_topics: Collection[str], latest: bool = False
+) -> dict[Any, int | None]:
+    """Seek every assigned partition to its committed offset (aiokafka's own seek), and the
+    partitions of ``acked_topics`` it skips to 0 (committed at 0) or to where a new consumer
+    starts (nothing committed: the earliest offset, the latest if ``latest``). Returns the
+    committed offsets, as ``seek_to_committed`` does."""
+    committed: dict[Any, int | None] = dict(await consumer.seek_to_committed())
+    fresh = []
+    for tp, offset in committed.items():
+        if tp.topic not in acked_topics or (offset is not None and offset > 0):
+            continue
+        if offset == 0:
+            consumer.seek(tp, 0)
+        else:
+            fresh.append(tp)
+    if fresh:
+        await (consumer.seek_to_end if latest else consumer.seek_to_beginning)(*fresh)
+    return committed
+
+
 def install() -> None:
-    """Idempotent: patch ``Consumer._new_offset`` once per process."""
+    """Idempotent: patch ``Consumer._new_offset`` and ``AIOKafkaConsumerThread.seek_to_committed``
+    once per process."""
     if Consumer._new_offset is not _new_offset_without_duplicates:
         Consumer._new_offset = _new_offset_without_duplicates  # type: ignore[method-assign]
+    if AIOKafkaConsumerThread.seek_to_committed is not _seek_to_committed_or_start:
+        AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed_or_start  # type: ignore[method-assign,assignment]

@@ -14,8 +14,10 @@ earlier message of it. The worker acks what leaves, so its acks stay in offset o
 partition, which Faust's commit needs: it commits up to the first run of acked offsets, whatever
 lies before it.
 
-Pure apart from the two callables it is given: the clock (monotonic seconds) and the consumer's
-highwater for a topic partition.
+Pure apart from the callables it is given: the clock (monotonic seconds), the consumer's
+highwater for a topic partition and, optionally, the group's committed offset for it (where reading
+starts again after an assignment or a let-go: a topic partition committed up to its highwater has
+nothing more to wait for, though nothing was read from it since).
 """
 
 from __future__ import annotations
@@ -69,9 +71,11 @@ class EventTimeMerger:
         clock: Callable[[], float],
         idle_s: float = 0.2,
         max_wait_s: float = 30.0,
+        committed: Callable[[TopicPartition], int | None] = lambda tp: None,
     ) -> None:
         self.topics = tuple(topics)
         self.highwater = highwater
+        self.committed = committed
         self.clock = clock
         self.idle_s = idle_s
         self.max_wait_s = max_wait_s
@@ -168,6 +172,6 @@ class EventTimeMerger:
         if highwater is None:
             return True  # not fetched yet: assume data may be coming
         last = self._last_offset.get(tp)
-        if last is None:
-            return highwater > 0
+        if last is None:  # nothing read since (re)assignment: reading starts at the commit
+            return highwater > (self.committed(tp) or 0)
         return last + 1 < highwater

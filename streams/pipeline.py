@@ -74,6 +74,7 @@ class Pipeline:
         training_topic: Any,
         model_source: Callable[[], bytes | None] | None,
         highwater: Callable[[tuple[str, int]], int | None],
+        committed: Callable[[tuple[str, int]], int | None] = lambda tp: None,
         watchdog: CommitWatchdog | None = None,
         max_message_bytes: int,
         state_cache_customers: int = 50_000,
@@ -100,6 +101,7 @@ class Pipeline:
         self.merger = EventTimeMerger(
             list(decoders),
             highwater=highwater,
+            committed=committed,
             clock=time.monotonic,
             idle_s=merge_idle_s,
             max_wait_s=merge_max_wait_s,

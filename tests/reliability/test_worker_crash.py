@@ -49,15 +49,6 @@ def test_worker_killed_mid_stream_and_restarted(
     print(f"killed at {at_kill}/{total} committed; {delivered}")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known bug, not fixed yet: after rapid rebalances (generations 3, 4, 5 within seconds) a "
-        "taken-over partition sometimes never commits (nothing acked, so the commit watchdog "
-        "does not see it); passes in other runs. The stall and order faults seen before the "
-        "rebalance let-go are fixed"
-    ),
-)
 def test_three_workers_lose_one_then_gain_one(
     kafka: ApacheKafka, redis_server: RedisServer, artifacts: Path
 ) -> None:

@@ -1,4 +1,4 @@
-"""Faust's commit bookkeeping with the duplicate-ack fix installed."""
+"""Faust's commit bookkeeping with the fixes of ``streams.faust_fixes`` installed."""
 
 from __future__ import annotations
 
@@ -43,12 +43,14 @@ def test_a_real_gap_still_blocks_the_commit() -> None:
 
 
 def test_install_is_idempotent() -> None:
-    """Installing twice leaves one patch in place."""
+    """Installing twice leaves one patch of each in place."""
     from faust.transport.consumer import Consumer
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
     faust_fixes.install()
     faust_fixes.install()
     assert Consumer._new_offset is faust_fixes._new_offset_without_duplicates
+    assert AIOKafkaConsumerThread.seek_to_committed is faust_fixes._seek_to_committed_or_start
 
 
 def test_one_unacked_offset_at_the_head_blocks_the_commit() -> None:

@@ -238,6 +238,27 @@ def test_reassigned_partition_waits_again_after_forget() -> None:
     assert merger.pop_ready() == []  # the repayments topic is waited for again
 
 
+def test_topic_committed_up_to_its_highwater_is_not_waited_for_after_forget() -> None:
+    """After a let-go or a takeover nothing has been read from a topic partition yet; if its
+    committed offset is its highwater, it is caught up (idle_s), not waited for up to max_wait_s;
+    one committed short of its highwater still is."""
+    clock, broker = Clock(), Broker()
+    committed: dict[TopicPartition, int] = {(REP, 0): 208, (REP, 1): 100}
+    merger = EventTimeMerger(
+        [REP, TX], broker, clock, idle_s=0.25, max_wait_s=30.0, committed=committed.get
+    )
+    feed = Feed(merger)
+    broker.marks = {(REP, 0): 208, (TX, 0): 2, (REP, 1): 208, (TX, 1): 2}
+    feed.push(TX, _tx("p0", 1), partition=0)
+    feed.push(TX, _tx("p1", 1), partition=1)
+    assert merger.pop_ready() == []
+    clock.now += 0.25
+    assert _ids(merger.pop_ready()) == ["p0"]
+    clock.now += 29.75
+    assert _ids(merger.pop_ready()) == ["p1"]
+    assert merger.gave_up == 1
+
+
 def test_an_undecodable_message_leaves_in_its_place_never_before_earlier_events() -> None:
     """The worker acks what leaves the merger, and Faust commits up to the first run of acked
     offsets whatever lies before it: a message that failed to decode must not leave (be acked)
