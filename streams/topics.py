@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -15,11 +16,22 @@ class TopicError(RuntimeError):
     """Topics could not be created, or exist with the wrong partition count."""
 
 
-async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, int]:
-    """Create missing input/output topics; return each topic's partition count.
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+async def ensure_topics(
+    settings: Settings, timeout_s: float = 30.0, changelogs: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """Create missing input/output topics, and the ``changelogs`` given (name: partitions,
+    compacted); return each topic's partition count.
 
     All input topics must have ``settings.partitions`` partitions, so one customer's events land
     in the same partition number everywhere; an existing topic with another count is an error.
+
+    A worker passes its tables' changelogs: Faust would create them itself as it starts, but
+    workers starting together then race, and a group leader that assigns before the new
+    topic's metadata reached it leaves the topic out (faust's assignor: "Ignoring missing
+    topic"), and its global table is never recovered: the worker never joins.
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -36,6 +48,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str
         settings.topics.notifications: settings.partitions,
         settings.topics.deadletter: settings.partitions,
         settings.topics.training: 1,  # one global model: one trainer consumes it
+        **(changelogs or {}),
     }
     names = list(partitions)
     try:
@@ -43,7 +56,15 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str
         missing = [n for n in names if n not in existing]
         if missing:
             await admin.create_topics(
-                [NewTopic(n, partitions[n], settings.replication_factor) for n in missing]
+                [
+                    NewTopic(
+                        n,
+                        partitions[n],
+                        settings.replication_factor,
+                        topic_configs=COMPACTED if n in (changelogs or {}) else {},
+                    )
+                    for n in missing
+                ]
             )
         counts = await _partition_counts(admin, names, timeout_s)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 import faust
 import redis
@@ -23,8 +24,15 @@ class PreflightError(RuntimeError):
     """A service the worker needs is unreachable; the message names it."""
 
 
-def preflight(settings: Settings, timeout_s: float = 10.0) -> None:
-    """Fail fast, in one line, when Redis or Kafka cannot be reached; create missing topics."""
+def preflight(
+    settings: Settings,
+    loop: asyncio.AbstractEventLoop,
+    changelogs: Mapping[str, int] | None = None,
+    timeout_s: float = 10.0,
+) -> None:
+    """Fail fast, in one line, when Redis or Kafka cannot be reached; create missing topics,
+    the tables' ``changelogs`` among them (see :func:`streams.topics.ensure_topics`), on the
+    worker's ``loop``."""
     client = redis.Redis.from_url(
         settings.redis_url,
         **settings.redis_client_options(),
@@ -43,7 +51,7 @@ def preflight(settings: Settings, timeout_s: float = 10.0) -> None:
     previous = quiet.level
     quiet.setLevel(logging.CRITICAL)  # its connection errors would repeat ours, with tracebacks
     try:
-        asyncio.run(ensure_topics(settings, timeout_s=timeout_s))
+        loop.run_until_complete(ensure_topics(settings, timeout_s=timeout_s, changelogs=changelogs))
     except Exception as exc:  # one line for people, whatever the client raised
         raise PreflightError(_first_line(exc)) from None
     finally:
@@ -52,10 +60,11 @@ def preflight(settings: Settings, timeout_s: float = 10.0) -> None:
 
 def run_worker(settings: Settings, rules: Rules) -> None:
     """Run until stopped (SIGINT/SIGTERM). Exits the process when Faust stops."""
-    preflight(settings)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # also for Faust's consumer thread
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     app = create_app(settings, rules)
+    preflight(settings, loop, changelogs(app))
     log.info(
         "worker_starting",
         app_id=settings.app_id,
@@ -67,6 +76,14 @@ def run_worker(settings: Settings, rules: Rules) -> None:
     )
     level = "warn" if settings.log_level in {"warn", "warning", "error"} else "info"
     faust.Worker(app, loglevel=level, quiet=True).execute_from_commandline()
+
+
+def changelogs(app: faust.App) -> dict[str, int]:
+    """The changelog topic (name: partitions) of each table the app declares."""
+    return {
+        table.changelog_topic.get_topic_name(): table.partitions or app.conf.topic_partitions
+        for table in app.tables.values()
+    }
 
 
 def _first_line(exc: BaseException) -> str:
