@@ -136,25 +136,19 @@ def local_services(
 
 def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
     """``ews worker`` as a child process with these settings, logging JSON to ``log_path``."""
-    log_file = log_path.open("wb")
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
-            env={**os.environ, **settings.env_vars, "EWS_LOG_FORMAT": "json"},
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    finally:
-        log_file.close()
+    return _ews_child(settings, ["worker"], log_path)
 
 
 def start_web(settings: Settings, port: int, log_path: Path) -> subprocess.Popen[bytes]:
     """``ews web`` on 127.0.0.1:``port`` as a child process, logging to ``log_path``."""
+    return _ews_child(settings, ["web", "--port", str(port)], log_path)
+
+
+def _ews_child(settings: Settings, args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     log_file = log_path.open("wb")
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "web", "--port", str(port)],
+            [sys.executable, "-m", "streams.cli", *args],
             env={**os.environ, **settings.env_vars, "EWS_LOG_FORMAT": "json"},
             stdout=log_file,
             stderr=subprocess.STDOUT,
