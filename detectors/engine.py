@@ -165,8 +165,11 @@ class RiskDetector:
             state, _ms(feedback.ts), trigger, feedback.ts, state.watermark, features
         )
         clock = state.alert.sla
-        answers = feedback.alert_id is None or (clock and clock.alert_id == feedback.alert_id)
-        if feedback.action in ANSWERS and answers:
+        if (
+            clock is not None
+            and feedback.action in ANSWERS
+            and feedback.alert_id in (None, clock.alert_id)
+        ):
             state.alert.sla = None
         if feedback.action is FeedbackAction.SNOOZE:
             assert feedback.until is not None
