@@ -215,9 +215,11 @@ class Pipeline:
 
     def _advance_event_time(self, ready: list[Pending]) -> None:
         """Feedback is stamped by people and moves no clock: only the banks' events count."""
-        times = [item.event.ts for item in ready if not isinstance(item.event, Feedback)]
-        if times and (self._event_time is None or max(times) > self._event_time):
-            self._event_time = max(times)
+        latest = max(
+            (item.event.ts for item in ready if not isinstance(item.event, Feedback)), default=None
+        )
+        if latest is not None and (self._event_time is None or latest > self._event_time):
+            self._event_time = latest
 
     def _count(self, outcome: BatchResult) -> None:
         c = self.counters
