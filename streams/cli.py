@@ -20,7 +20,7 @@ from config.rules import RulesError, load_rules
 from config.settings import Settings, SettingsError, load_settings
 from sinks.redis import RedisLayout, safe_url
 from streams.logs import configure_logging
-from streams.render import ProgressLine, format_alert, format_figures
+from streams.render import ProgressLine, format_alert, format_figures, format_history_entry
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -463,9 +463,9 @@ def _customer_show(settings: Settings, args: argparse.Namespace) -> int:
     print(f"  {'watch-list':<14} {'#' + str(rank + 1) if rank is not None else 'not listed'}")
     for reason in orjson.loads(state.get("reasons", "[]")):
         print(f"  reason         {reason['code']}: {reason['text']}")
-    print(f"  history ({len(history)} alerts, newest first)")
+    print(f"  history ({len(history)} alerts and answers, newest first)")
     for item in history:
-        print("    " + format_alert(orjson.loads(item)))
+        print("    " + format_history_entry(orjson.loads(item)))
     return 0
 
 

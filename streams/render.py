@@ -24,6 +24,17 @@ def format_alert(alert: dict[str, Any], colour: bool = False) -> str:
     )
 
 
+def format_history_entry(entry: dict[str, Any]) -> str:
+    """A customer's history entry: an alert, or (``kind`` feedback) an answer in the audit trail."""
+    if entry.get("kind") != "feedback":
+        return format_alert(entry)
+    target = f"alert {entry['alert_id']}" if entry.get("alert_id") else "the customer"
+    until = f" until {entry['until']}" if entry.get("until") else ""
+    note = f'  "{entry["note"]}"' if entry.get("note") else ""
+    action, actor = entry.get("action", "?"), entry.get("actor", "?")
+    return f"{entry.get('ts', '?')}  {action} of {target}{until} by {actor}{note}"
+
+
 def format_figures(variant: dict[str, Any]) -> str:
     """A backtest variant's headline figures, a few lines for the terminal."""
     score, customers = variant["score"], variant["customer_score"]

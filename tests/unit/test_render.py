@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.render import format_alert
+from streams.render import format_alert, format_history_entry
 
 ALERT = {
     "event_time": "2025-03-22T00:00:00.000Z",
@@ -37,3 +37,22 @@ def test_line_names_level_change_score_reasons_and_versions() -> None:
 def test_colour_only_on_request() -> None:
     assert "\x1b[" not in format_alert(ALERT)
     assert "\x1b[33m" in format_alert(ALERT, colour=True)
+
+
+def test_history_shows_alerts_as_alerts_and_answers_as_the_audit_trail() -> None:
+    """``ews customer show`` prints a customer's history, which holds feedback entries too."""
+    assert format_history_entry(ALERT) == format_alert(ALERT)
+    answer = {
+        "kind": "feedback",
+        "ts": "2025-03-23T09:00:00.000Z",
+        "action": "snooze",
+        "alert_id": None,
+        "until": "2025-04-01T00:00:00.000Z",
+        "actor": "ops-anna",
+        "note": "on holiday",
+    }
+    line = format_history_entry(answer)
+    assert line == (
+        "2025-03-23T09:00:00.000Z  snooze of the customer until 2025-04-01T00:00:00.000Z "
+        'by ops-anna  "on holiday"'
+    )
