@@ -96,10 +96,15 @@ class EventTimeMerger:
 
     def push(self, item: Pending) -> None:
         tp = (item.topic, item.partition)
-        self.seen(item.topic, item.partition, item.offset)
-        self._buffers.setdefault(tp, deque()).append(item)
-        self._empty_since.pop(tp, None)
-        self._given_up.discard(tp)
+        if item.offset > self._last_offset.get(tp, -1):
+            self._last_offset[tp] = item.offset
+        buffer = self._buffers.get(tp)
+        if buffer is None:
+            buffer = self._buffers[tp] = deque()
+        if not buffer:  # only an empty topic partition is waited for or given up on
+            self._empty_since.pop(tp, None)
+            self._given_up.discard(tp)
+        buffer.append(item)
 
     def pop_ready(self, limit: int | None = None) -> list[Pending]:
         """Release what may go now, in merge order per partition: at most ``limit`` messages,
@@ -137,16 +142,26 @@ class EventTimeMerger:
     def _drain(self, partition: int, now: float, budget: int | None) -> list[Pending]:
         buffers = [self._buffers.setdefault((t, partition), deque()) for t in self.topics]
         out: list[Pending] = []
+        may_skip: bool | None = None  # decided once for as long as the same topics stay empty
         while budget is None or len(out) < budget:
             heads = [b for b in buffers if b]
             if not heads:
                 break
-            if len(heads) < len(buffers) and not self._may_skip_empty(partition, now):
-                break
-            best = min(heads, key=lambda b: b[0].sort_key)
-            out.append(best.popleft())
+            if len(heads) < len(buffers):
+                if may_skip is None:
+                    may_skip = self._may_skip_empty(partition, now)
+                if not may_skip:
+                    break
+            if len(heads) == 1:  # the only topic with anything: its run goes in offset order
+                best = heads[0]
+                take = len(best) if budget is None else min(len(best), budget - len(out))
+                out.extend(best.popleft() for _ in range(take))
+            else:
+                best = min(heads, key=lambda b: b[0].sort_key)
+                out.append(best.popleft())
             if not best:
                 self._empty_since[(out[-1].topic, partition)] = now
+                may_skip = None
         return out
 
     def _may_skip_empty(self, partition: int, now: float) -> bool:
