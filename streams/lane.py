@@ -8,13 +8,13 @@ Faust's offset checks and gap bookkeeping, passes messages of every other topic 
 model's global table) to Faust's own path as before, and puts the input topics' messages of one
 fetch on a bounded queue as one list (backpressure: the fetch waits while the queue is full).
 
-The pipeline takes a list with :meth:`FastLane.take`, which does what Faust's stream does as an
-event is yielded: messages fetched before a rebalance (another generation) or while flow is
-suspended are dropped, and the rest are tracked as pending acks. Queued lists are not tracked,
-so :meth:`FastLane.clear` (on revocation, as Faust clears its channel queues) drops them safely:
-after a rebalance Faust seeks every partition back to its committed offset. Offsets, commits,
-tables, changelogs and rebalances stay Faust's; the pipeline acks each message with
-``Consumer.ack`` only after its sinks, and Faust commits what is acked.
+The pipeline takes every queued list at once with :meth:`FastLane.take`, which does what
+Faust's stream does as an event is yielded: messages fetched before a rebalance (another
+generation) or while flow is suspended are dropped, and the rest are tracked as pending acks.
+Queued lists are not tracked, so :meth:`FastLane.clear` (on revocation, as Faust clears its
+channel queues) drops them safely: after a rebalance Faust seeks every partition back to its
+committed offset. Offsets, commits, tables, changelogs and rebalances stay Faust's; the pipeline
+acks each message with ``Consumer.ack`` only after its sinks, and Faust commits what is acked.
 """
 
 from __future__ import annotations
@@ -49,11 +49,15 @@ class FastLane:
         await self.queue.put(messages)
 
     async def take(self, timeout_s: float) -> list[Any]:
-        """The next fetched list, tracked as pending acks; empty after ``timeout_s`` idle."""
+        """What was fetched, tracked as pending acks: the next list and every list queued
+        behind it (a pipeline that fell behind catches up in one batch, not a fetch a batch;
+        the queue is bounded); empty after ``timeout_s`` idle."""
         try:
             messages = await asyncio.wait_for(self.queue.get(), timeout_s)
         except TimeoutError:
             return []
+        while not self.queue.empty():
+            messages += self.queue.get_nowait()
         app = self.app
         if not app.flow_control.is_active():
             return []

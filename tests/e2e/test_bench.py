@@ -33,7 +33,7 @@ def test_bench_smoke_reports_every_mode(tmp_path: Path) -> None:
             "--repeat",
             "1",
             "--latency-events",
-            "6000",
+            "20000",
             "--json",
             str(out),
         ],
@@ -51,6 +51,8 @@ def test_bench_smoke_reports_every_mode(tmp_path: Path) -> None:
     assert report["peak_rss_mb_max"]["pipeline"] > 0
     latency = report["latency"]
     assert latency["alerts"] > 0
+    half = latency["mix_max_events_per_s"] / 2
+    assert latency["offered_events_per_s"] == pytest.approx(half, abs=0.1)
     assert latency["p50_ms"] <= latency["p99_ms"] <= latency["p99_9_ms"]
     state = report["state_bytes_per_customer"]
     assert 0 < state["mean"] <= state["max"] <= 1024, "state must stay under 1 KB per customer"
