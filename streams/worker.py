@@ -20,7 +20,7 @@ from streams.topics import ensure_topics
 
 log = structlog.get_logger(__name__)
 
-GC_THRESHOLDS = (50_000, 20, 100)
+GC_THRESHOLDS = (50_000, 20, 10)
 """The worker's cyclic garbage collector runs after this many container allocations (Python's
 default: 700, 10, 10). Almost everything the hot path allocates is freed by reference counting;
 with the default, collections took about 10 % of a worker at full rate (``ews bench``), and each
