@@ -8,7 +8,7 @@ Faust's offset checks and gap bookkeeping, passes messages of every other topic 
 model's global table) to Faust's own path as before, and puts the input topics' messages of one
 fetch on a bounded queue as one list (backpressure: the fetch waits while the queue is full).
 
-The pipeline takes every queued list at once with :meth:`FastLane.take`, which does what
+The pipeline takes queued lists, a batch's worth, with :meth:`FastLane.take`, which does what
 Faust's stream does as an event is yielded: messages fetched before a rebalance (another
 generation) or while flow is suspended are dropped, and the rest are tracked as pending acks.
 Queued lists are not tracked, so :meth:`FastLane.clear` (on revocation, as Faust clears its
@@ -48,15 +48,16 @@ class FastLane:
     async def put(self, messages: list[Any]) -> None:
         await self.queue.put(messages)
 
-    async def take(self, timeout_s: float) -> list[Any]:
-        """What was fetched, tracked as pending acks: the next list and every list queued
-        behind it (a pipeline that fell behind catches up in one batch, not a fetch a batch;
-        the queue is bounded); empty after ``timeout_s`` idle."""
+    async def take(self, timeout_s: float, enough: int) -> list[Any]:
+        """What was fetched, tracked as pending acks: the next list, and the lists queued
+        behind it until there are ``enough`` messages (a pipeline that fell behind small
+        fetches catches up in one batch, not a fetch a batch); empty after ``timeout_s``
+        idle."""
         try:
             messages = await asyncio.wait_for(self.queue.get(), timeout_s)
         except TimeoutError:
             return []
-        while not self.queue.empty():
+        while len(messages) < enough and not self.queue.empty():
             messages += self.queue.get_nowait()
         app = self.app
         if not app.flow_control.is_active():

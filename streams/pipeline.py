@@ -146,7 +146,7 @@ class Pipeline:
                 if not self.lane.flowing():
                     self._let_go()
                 if not backlog:
-                    self._take(await self.lane.take(self.batch_within_s))
+                    self._take(await self.lane.take(self.batch_within_s, self.max_batch_events))
                 released = self.merger.pop_ready(self.max_batch_events)
                 backlog = len(released) >= self.max_batch_events
                 await self._process(released)
