@@ -21,6 +21,7 @@ micro (ratios) precision: the rounding is part of learning, so ``to_state`` itse
 
 from __future__ import annotations
 
+import operator
 import zlib
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -221,8 +222,10 @@ class AccountTrends(Signal):
         "util_slow",
     )
 
+    _state_of = operator.attrgetter(*_STATE)
+
     def to_state(self) -> Any:
-        return [getattr(self, name) for name in self._STATE]
+        return list(self._state_of(self))
 
     def load_state(self, state: Any) -> None:
         for name, value in zip(self._STATE, state, strict=True):

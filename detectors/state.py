@@ -70,10 +70,17 @@ class CustomerState:
     late_events: int = 0
     wake_day: int = 0  # the sweep day this customer is on the agenda for (0: none yet)
     declared: OutcomeKind | None = None  # the latest outcome the bank declared, if any
+    _watermark: tuple[int, datetime] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )  # (ms, as a datetime): an event reads it several times
 
     @property
     def watermark(self) -> datetime:
-        return datetime.fromtimestamp(self.watermark_ms / 1000, tz=UTC)
+        memo = self._watermark
+        if memo is None or memo[0] != self.watermark_ms:
+            at = datetime.fromtimestamp(self.watermark_ms / 1000, tz=UTC)
+            memo = self._watermark = (self.watermark_ms, at)
+        return memo[1]
 
     def encode(self) -> bytes:
         extra = {} if self.declared is None else {"d": self.declared.value}
