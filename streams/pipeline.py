@@ -6,19 +6,20 @@ The guarantees live here, in this order, for every batch:
 1. good events are applied in event-time merge order, with the event-time sweep they drive
    (``streams.applier``); a redelivered event is skipped by the per-topic offset in the
    customer's state;
-2. alerts are delivered to Redis and the notifications topic, retried until both acknowledge;
-3. bad messages are written to the dead-letter topic (never dropped, never fatal);
-4. each changed customer's state, then the sweep agenda and clock, are written once to the
-   changelog-backed table, in bulk (``streams.changelog``);
+2. training examples are sent, and alerts are delivered to Redis and the notifications topic,
+   retried until both acknowledge;
+3. each changed customer's state, then the sweep agenda and clock, are written once to the table's
+   store (``streams.changelog``), where the next batch reads them;
+4. bad messages are written to the dead-letter topic (never dropped, never fatal), and the
+   batch's table writes go to the changelog topic in bulk;
 5. only then are the messages acked, in offset order per topic partition (undecodable ones
    leave the merger in their place), and Faust commits offsets after flushing its producer
    (dead letters and changelog included).
 
-Step 2 follows step 1 at once, so an alert waits for no other batch. Steps 3 to 5 run in the
-background while the next batch goes through steps 1 and 2, so the detectors overlap those round
-trips to Kafka. One batch is in flight at a time, and the next one's start only when it is done:
-changelog records and acks keep batch order, and the table never holds a state whose alerts were
-not delivered.
+Steps 4 and 5 run in the background while the next batch goes through steps 1 to 3, so the
+detectors overlap those round trips to Kafka. One batch is in the background at a time and the
+next one's steps 4 and 5 wait for it: changelog records and acks keep batch order, and the store
+never holds a state whose alerts were not delivered.
 
 A crash anywhere before 5 redelivers the batch; the offsets in each state and the alert ids
 (deduplicated by the sinks) make that harmless.
@@ -43,7 +44,7 @@ from detectors.labels import LabelledExample
 from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
 from streams.applier import BatchResult, StateCache, Write, apply_batch
-from streams.changelog import ChangelogWriter
+from streams.changelog import ChangelogWriter, Staged
 from streams.lane import FastLane
 from streams.merge import EventTimeMerger, Pending, merge_key, undecodable
 from streams.records import DecodeError, Decoder, dead_letter, decode, not_after
@@ -119,9 +120,7 @@ class Pipeline:
         self._gave_up_reported = 0
         self.watchdog = watchdog
         self._event_time: datetime | None = None
-        self._sinking: asyncio.Future[None] | None = None  # the batch whose sinks are running
-        self._unwritten: dict[bytes, tuple[int, Write]] = {}  # key: (batch, its latest write)
-        self._batches = 0
+        self._sinking: asyncio.Future[None] | None = None  # the batch being sent and acked
 
     @property
     def event_time(self) -> datetime | None:
@@ -199,52 +198,46 @@ class Pipeline:
             merger.push(Pending(merge_key(event), topic, partition, offset, event, message))
 
     async def _process(self, released: list[Pending]) -> None:
-        """Apply a batch and deliver its alerts now, then hand it to :meth:`_sink` in the
-        background, so that its other round trips overlap the next batch's detectors. One
-        batch is in flight at a time: the previous one is settled before this one starts, so
-        changelog records and acks keep batch order. Until its writes reach the table, a
-        batch's keys are read from ``_unwritten``."""
+        """Apply a batch, send its training examples and deliver its alerts, write its states
+        to the table; then hand it to :meth:`_sink` in the background, so that its changelog
+        round trips overlap the next batch's detectors. One batch is in flight at a time: the
+        previous one is settled before this one starts, so changelog records and acks keep
+        batch order."""
         if not released:
             return
         self._follow_model()
         ready = [item for item in released if item.error is None]
         try:
-            outcome = apply_batch(self.detector, self._read, ready, self.cache)
-            # Alerts go out at once, not behind the next batch's detectors.
+            outcome = apply_batch(self.detector, self.table.get, ready, self.cache)
+            for customer_id, example in outcome.examples:
+                await self._send_example(customer_id, example)
             await self.delivery.deliver(outcome.alerts, outcome.feedback)
+            staged = self.changelog.stage(outcome.writes)
         except BaseException:
-            self._forget_unwritten()
+            self.cache.clear()  # states changed in place may not have been written: forget them
             raise
-        self._batches += 1
-        for write in outcome.writes:
-            self._unwritten[write.key] = (self._batches, write)
         await self._settle()
-        self._sinking = asyncio.ensure_future(self._sink(released, ready, outcome, self._batches))
+        self._sinking = asyncio.ensure_future(self._sink(released, ready, outcome, staged))
 
     async def _settle(self) -> None:
-        """Wait for the batch in flight to be delivered, written and acked; raise its error."""
+        """Wait for the batch in flight to be sent and acked; raise what went wrong in it."""
         sinking, self._sinking = self._sinking, None
         if sinking is not None:
             await sinking
 
     async def _sink(
-        self, released: list[Pending], ready: list[Pending], outcome: BatchResult, batch: int
+        self, released: list[Pending], ready: list[Pending], outcome: BatchResult, staged: Staged
     ) -> None:
-        """Dead letters, training examples, then the table and its changelog; only then the
-        acks (a crash before them redelivers the batch, harmlessly)."""
+        """Dead letters, then the changelog; only then the acks (a crash before them
+        redelivers the batch, harmlessly)."""
         try:
             for item in released:
                 if item.error is not None:
                     await self._dead_letter(item.handle, item.error)
-            for customer_id, example in outcome.examples:
-                await self._send_example(customer_id, example)
-            await self.changelog.write(outcome.writes)
+            await self.changelog.send(staged)
         except BaseException:
-            self._forget_unwritten()
+            self.cache.clear()
             raise
-        for write in outcome.writes:
-            if self._unwritten.get(write.key, (0,))[0] == batch:  # no later batch rewrote it
-                del self._unwritten[write.key]
         for item in released:
             self._ack(item.handle)
         self._count(outcome)
@@ -259,17 +252,6 @@ class Pipeline:
                 alert_id=alert.alert_id,
                 trigger=alert.trigger.event_id,
             )
-
-    def _read(self, key: bytes) -> bytes | None:
-        """The table as the batches applied so far left it (written or not yet)."""
-        unwritten = self._unwritten.get(key)
-        return self.table.get(key) if unwritten is None else unwritten[1].value
-
-    def _forget_unwritten(self) -> None:
-        """A batch failed: states changed in place and writes not yet in the table may be
-        lost, so read everything from the table again."""
-        self.cache.clear()
-        self._unwritten.clear()
 
     def _advance_event_time(self, ready: list[Pending]) -> None:
         """Feedback is stamped by people and moves no clock: only the banks' events count."""
@@ -309,11 +291,6 @@ class Pipeline:
         dropped = self.merger.forget(partitions)
         cleared = self.lane.clear()
         self.cache.clear()
-        self._unwritten = {
-            key: entry
-            for key, entry in self._unwritten.items()
-            if entry[1].anchor.partition not in partitions
-        }
         if self.watchdog is not None:
             self.watchdog.forget(partitions)
         if dropped or cleared:
