@@ -96,8 +96,7 @@ class EventTimeMerger:
 
     def push(self, item: Pending) -> None:
         tp = (item.topic, item.partition)
-        if item.offset > self._last_offset.get(tp, -1):
-            self._last_offset[tp] = item.offset
+        self.seen(item.topic, item.partition, item.offset)
         buffer = self._buffers.get(tp)
         if buffer is None:
             buffer = self._buffers[tp] = deque()
