@@ -388,11 +388,14 @@ def _latency(settings: Settings, options: BenchOptions, workdir: Path) -> dict[s
     default at half the pipeline's maximum on the latency mix itself (alert-dense, it costs
     more per event than the throughput mix, so half of that mix's rate is not half load)."""
     mix = latency_mix(options.latency_events, options.seed)
-    most = None
-    if not options.latency_rate:  # timed on three times as much of it: a steadier figure
-        longer = latency_mix(3 * options.latency_events, options.seed)
-        most = _latency_mix_max(settings, longer, workdir)
-    rate = options.latency_rate or most / 2  # type: ignore[operator]
+    most: float | None = None
+    if options.latency_rate:
+        rate = options.latency_rate
+    else:  # timed on three times as much of the mix: a steadier figure
+        most = _latency_mix_max(
+            settings, latency_mix(3 * options.latency_events, options.seed), workdir
+        )
+        rate = most / 2
     lat = _variant(settings, "bench-latency", "benchlat.")
     lat = dataclasses.replace(lat, data_dir=str(workdir / "latency"))
     asyncio.run(ensure_topics(lat))
