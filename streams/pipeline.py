@@ -121,6 +121,7 @@ class Pipeline:
         self.watchdog = watchdog
         self._event_time: datetime | None = None
         self._sinking: asyncio.Future[None] | None = None  # the batch being sent and acked
+        self._sinking_messages: list[Any] = []  # its messages
 
     @property
     def event_time(self) -> datetime | None:
@@ -161,6 +162,9 @@ class Pipeline:
                 with suppress(asyncio.CancelledError, Exception):
                     await self._sinking
                 self._sinking = None
+            # Unacked ones (a failed or cancelled batch) are redelivered; Faust must not wait
+            # for them before it lets partitions go.
+            self.lane.untrack(self._sinking_messages)
             await self.delivery.close()
 
     async def _report(self) -> None:
@@ -215,9 +219,11 @@ class Pipeline:
             staged = self.changelog.stage(outcome.writes)
         except BaseException:
             self.cache.clear()  # states changed in place may not have been written: forget them
+            self.lane.untrack([item.handle for item in released])  # unacked: redelivered
             raise
         await self._settle()
         self._sinking = asyncio.ensure_future(self._sink(released, ready, outcome, staged))
+        self._sinking_messages = [item.handle for item in released]
 
     async def _settle(self) -> None:
         """Wait for the batch in flight to be sent and acked; raise what went wrong in it."""

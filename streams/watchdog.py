@@ -58,7 +58,11 @@ class CommitWatchdog:
         if not self.acked_max:
             return
         now = self.clock()
-        offsets = await self.committed(list(self.acked_max))
+        try:
+            offsets = await self.committed(list(self.acked_max))
+        except Exception as exc:  # a broker outage must not stop the agent: look next time
+            log.warning("commit_watchdog_skipped", error=f"{type(exc).__name__}: {exc}"[:200])
+            return
         log.debug(
             "watchdog_check",
             acked={f"{t}:{p}": o for (t, p), o in self.acked_max.items()},

@@ -86,3 +86,28 @@ async def test_a_partition_with_nothing_committed_is_reseeked_to_where_it_starte
         await dog.check()
     assert broker.seeks == [(TP, 0)]
     assert TP in dog.stalled
+
+
+async def test_a_broker_that_cannot_answer_skips_the_look_and_the_next_one_counts() -> None:
+    """The offsets lookup failing (the broker paused: aiokafka asserts it has no coordinator)
+    must not stop the agent; the stall is still seen once the broker answers again."""
+    broker = Broker()
+    answering = broker.offsets
+
+    async def unreachable(tps: list[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
+        raise AssertionError("Did we not perform bootstrap?")
+
+    dog = CommitWatchdog(
+        lambda tps: unreachable(tps) if broker.now < 10 else answering(tps),
+        broker.seek,
+        clock=lambda: broker.now,
+        stall_s=15,
+    )
+    dog.acked(TP, 500)
+    broker.now = 5
+    await dog.check()
+    assert broker.seeks == []
+    for t in (10, 25):
+        broker.now = t
+        await dog.check()
+    assert broker.seeks == [(TP, 100)]
