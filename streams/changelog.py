@@ -26,9 +26,6 @@ from faust.types import TP
 
 from streams.applier import Write
 
-Staged = dict[int, list[Write]]
-"""Writes applied to the store, by changelog partition, still to be sent."""
-
 
 class ChangelogWriter:
     def __init__(self, table: Any) -> None:
@@ -37,13 +34,10 @@ class ChangelogWriter:
     async def write(self, writes: Sequence[Write]) -> None:
         """Apply ``writes`` (values None delete) to the store and send them to the changelog.
         Each write's ``anchor`` is the input message whose partition the key belongs to."""
-        await self.send(self.stage(writes))
-
-    def stage(self, writes: Sequence[Write]) -> Staged:
-        """Apply ``writes`` to the store now, where the next reads see them; returns them by
-        changelog partition for :meth:`send`, which must follow, in staging order."""
+        if not writes:
+            return
         store = self.table.data
-        by_partition: Staged = {}
+        by_partition: dict[int, list[Write]] = {}
         for write in writes:
             anchor = _Anchor(write.anchor)
             token = _current_event.set(weakref.ref(anchor))  # type: ignore[arg-type]
@@ -55,15 +49,9 @@ class ChangelogWriter:
             finally:
                 _current_event.reset(token)
             by_partition.setdefault(write.anchor.partition, []).append(write)
-        return by_partition
-
-    async def send(self, staged: Staged) -> None:
-        """Send staged writes to the changelog topic, each partition's in order."""
-        if not staged:
-            return
         producer = self.table.app.producer._ensure_producer()
         topic = self.table.changelog_topic.get_topic_name()
-        for partition, items in staged.items():
+        for partition, items in by_partition.items():
             await self._send(producer, topic, partition, items)
 
     async def _send(self, producer: Any, topic: str, partition: int, items: list[Write]) -> None:

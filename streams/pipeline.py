@@ -3,26 +3,18 @@ event time, call the detector, deliver, write state, then ack.
 
 The guarantees live here, in this order, for every batch:
 
-1. good events are applied in event-time merge order, with the event-time sweep they drive
+1. bad messages are written to the dead-letter topic (never dropped, never fatal);
+2. good events are applied in event-time merge order, with the event-time sweep they drive
    (``streams.applier``); a redelivered event is skipped by the per-topic offset in the
    customer's state;
-2. training examples are sent, and alerts are delivered to Redis and the notifications topic,
-   retried until both acknowledge;
-3. each changed customer's state, then the sweep agenda and clock, are written once to the table's
-   store (``streams.changelog``), where the next batch reads them;
-4. bad messages are written to the dead-letter topic (never dropped, never fatal), and the
-   batch's table writes go to the changelog topic in bulk;
+3. alerts are delivered to Redis and the notifications topic, retried until both acknowledge;
+4. each changed customer's state, then the sweep agenda and clock, are written once to the
+   changelog-backed table, in bulk (``streams.changelog``);
 5. only then are the messages acked, in offset order per topic partition (undecodable ones
    leave the merger in their place), and Faust commits offsets after flushing its producer
    (dead letters and changelog included).
 
-Steps 4 and 5 run in the background while the next batch goes through steps 1 to 3, so the
-detectors overlap those round trips to Kafka. One batch is in the background at a time and the
-next one's steps 4 and 5 wait for it: changelog records and acks keep batch order, and the store
-never holds a state whose alerts were not delivered.
-
-A crash anywhere before 5 redelivers the batch; the offsets in each state and the alert ids
-(deduplicated by the sinks) make that harmless.
+A crash anywhere before 5 redelivers the batch; steps 2 and 3 make that harmless.
 """
 
 from __future__ import annotations
@@ -44,7 +36,7 @@ from detectors.labels import LabelledExample
 from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
 from streams.applier import BatchResult, StateCache, Write, apply_batch
-from streams.changelog import ChangelogWriter, Staged
+from streams.changelog import ChangelogWriter
 from streams.lane import FastLane
 from streams.merge import EventTimeMerger, Pending, merge_key, undecodable
 from streams.records import DecodeError, Decoder, dead_letter, decode, not_after
@@ -120,8 +112,6 @@ class Pipeline:
         self._gave_up_reported = 0
         self.watchdog = watchdog
         self._event_time: datetime | None = None
-        self._sinking: asyncio.Future[None] | None = None  # the batch being sent and acked
-        self._sinking_messages: list[Any] = []  # its messages
 
     @property
     def event_time(self) -> datetime | None:
@@ -150,21 +140,11 @@ class Pipeline:
                 released = self.merger.pop_ready(self.max_batch_events)
                 backlog = len(released) >= self.max_batch_events
                 await self._process(released)
-                if self._sinking is not None and self._sinking.done():
-                    await self._settle()  # raises what went wrong in it
             guard.result()
         finally:
             guard.cancel()
             with suppress(asyncio.CancelledError):
                 await guard
-            if self._sinking is not None:  # stopping: its messages stay unacked, redelivered
-                self._sinking.cancel()
-                with suppress(asyncio.CancelledError, Exception):
-                    await self._sinking
-                self._sinking = None
-            # Unacked ones (a failed or cancelled batch) are redelivered; Faust must not wait
-            # for them before it lets partitions go.
-            self.lane.untrack(self._sinking_messages)
             await self.delivery.close()
 
     async def _report(self) -> None:
@@ -202,47 +182,22 @@ class Pipeline:
             merger.push(Pending(merge_key(event), topic, partition, offset, event, message))
 
     async def _process(self, released: list[Pending]) -> None:
-        """Apply a batch, send its training examples and deliver its alerts, write its states
-        to the table; then hand it to :meth:`_sink` in the background, so that its changelog
-        round trips overlap the next batch's detectors. One batch is in flight at a time: the
-        previous one is settled before this one starts, so changelog records and acks keep
-        batch order."""
         if not released:
             return
         self._follow_model()
         ready = [item for item in released if item.error is None]
+        for item in released:
+            if item.error is not None:
+                await self._dead_letter(item.handle, item.error)
         try:
             outcome = apply_batch(self.detector, self.table.get, ready, self.cache)
             for customer_id, example in outcome.examples:
                 await self._send_example(customer_id, example)
             await self.delivery.deliver(outcome.alerts, outcome.feedback)
-            staged = self.changelog.stage(outcome.writes)
+            await self.changelog.write(outcome.writes)
         except BaseException:
             self.cache.clear()  # states changed in place may not have been written: forget them
             self.lane.untrack([item.handle for item in released])  # unacked: redelivered
-            raise
-        await self._settle()
-        self._sinking = asyncio.ensure_future(self._sink(released, ready, outcome, staged))
-        self._sinking_messages = [item.handle for item in released]
-
-    async def _settle(self) -> None:
-        """Wait for the batch in flight to be sent and acked; raise what went wrong in it."""
-        sinking, self._sinking = self._sinking, None
-        if sinking is not None:
-            await sinking
-
-    async def _sink(
-        self, released: list[Pending], ready: list[Pending], outcome: BatchResult, staged: Staged
-    ) -> None:
-        """Dead letters, then the changelog; only then the acks (a crash before them
-        redelivers the batch, harmlessly)."""
-        try:
-            for item in released:
-                if item.error is not None:
-                    await self._dead_letter(item.handle, item.error)
-            await self.changelog.send(staged)
-        except BaseException:
-            self.cache.clear()
             raise
         for item in released:
             self._ack(item.handle)
