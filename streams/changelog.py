@@ -55,34 +55,44 @@ class ChangelogWriter:
             await self._send(producer, topic, partition, items)
 
     async def _send(self, producer: Any, topic: str, partition: int, items: list[Write]) -> None:
-        batch = producer.create_batch()
-        count = 0
-        for write in items:
-            if batch.append(key=write.key, value=write.value, timestamp=None) is None:
-                await self._submit(producer, batch, topic, partition, count)
-                batch, count = producer.create_batch(), 0
-                if batch.append(key=write.key, value=write.value, timestamp=None) is None:
-                    raise ValueError(f"changelog record for {write.key[:64]!r} exceeds a batch")
-            count += 1
-        await self._submit(producer, batch, topic, partition, count)
-
-    async def _submit(
-        self, producer: Any, batch: Any, topic: str, partition: int, count: int
-    ) -> None:
-        if not count:
-            return
-        batch.close()
-        delivered: asyncio.Future[Any] = await producer.send_batch(
-            batch, topic, partition=partition
-        )
         tp = TP(topic, partition)
         store = self.table.data
+        records = [(write.key, write.value) for write in items]
+        for delivered, count in await produce_batches(producer, topic, partition, records):
 
-        def persisted(future: asyncio.Future[Any]) -> None:
-            if not future.cancelled() and future.exception() is None:
-                store.set_persisted_offset(tp, future.result().offset + count - 1)
+            def persisted(future: asyncio.Future[Any], count: int = count) -> None:
+                if not future.cancelled() and future.exception() is None:
+                    store.set_persisted_offset(tp, future.result().offset + count - 1)
 
-        delivered.add_done_callback(persisted)
+            delivered.add_done_callback(persisted)
+
+
+async def produce_batches(
+    producer: Any, topic: str, partition: int, records: Sequence[tuple[bytes, bytes | None]]
+) -> list[tuple[asyncio.Future[Any], int]]:
+    """Hand ``records`` (key, value) to ``producer`` (aiokafka's) as few batches for one
+    partition, in order; returns each batch's delivery future and record count. Nothing is
+    awaited but the accumulator's room: the producer's flush, which Faust's commit does first,
+    waits for delivery."""
+    sent: list[tuple[asyncio.Future[Any], int]] = []
+    batch, count = producer.create_batch(), 0
+    for key, value in records:
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            sent.append(await _submit(producer, batch, topic, partition, count))
+            batch, count = producer.create_batch(), 0
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                raise ValueError(f"record for {key[:64]!r} exceeds a batch of {topic}")
+        count += 1
+    if count:
+        sent.append(await _submit(producer, batch, topic, partition, count))
+    return sent
+
+
+async def _submit(
+    producer: Any, batch: Any, topic: str, partition: int, count: int
+) -> tuple[asyncio.Future[Any], int]:
+    batch.close()
+    return await producer.send_batch(batch, topic, partition=partition), count
 
 
 class _Anchor:

@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 import structlog
+from aiokafka.partitioner import DefaultPartitioner
 
 from detectors.engine import RiskDetector
 from detectors.events import Feedback, Source
@@ -36,13 +37,14 @@ from detectors.labels import LabelledExample
 from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
 from streams.applier import BatchResult, StateCache, Write, apply_batch
-from streams.changelog import ChangelogWriter
+from streams.changelog import ChangelogWriter, produce_batches
 from streams.lane import FastLane
 from streams.merge import EventTimeMerger, Pending, merge_key, undecodable
 from streams.records import DecodeError, Decoder, dead_letter, decode, not_after
 from streams.watchdog import CommitWatchdog
 
 log = structlog.get_logger(__name__)
+_PARTITIONER = DefaultPartitioner()  # what a keyed send without a partition uses
 
 
 @dataclass(slots=True)
@@ -191,8 +193,7 @@ class Pipeline:
                 await self._dead_letter(item.handle, item.error)
         try:
             outcome = apply_batch(self.detector, self.table.get, ready, self.cache)
-            for customer_id, example in outcome.examples:
-                await self._send_example(customer_id, example)
+            await self._send_examples(outcome.examples)
             await self.delivery.deliver(outcome.alerts, outcome.feedback)
             await self.changelog.write(outcome.writes)
         except BaseException:
@@ -283,9 +284,22 @@ class Pipeline:
         self.detector.use_model(ParamScorer(params))
         log.info("model_in_use", version=params.version, weight=self.detector.model_weight)
 
-    async def _send_example(self, customer_id: str, example: LabelledExample) -> None:
-        record = {**example.to_dict(), "customer_id": customer_id}
-        await self.training_topic.send(key=customer_id.encode(), value=orjson.dumps(record))
+    async def _send_examples(self, examples: list[tuple[str, LabelledExample]]) -> None:
+        """A batch's matured examples to the training topic in bulk, keyed by customer and
+        partitioned as a keyed send would be; delivered before the commit, like the changelog."""
+        if not examples:
+            return
+        producer = self.table.app.producer._ensure_producer()
+        topic = self.training_topic.get_topic_name()
+        partitions = sorted(await producer.partitions_for(topic))
+        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        for customer_id, example in examples:
+            key = customer_id.encode()
+            value = orjson.dumps({**example.to_dict(), "customer_id": customer_id})
+            partition = _PARTITIONER(key, partitions, partitions)
+            by_partition.setdefault(partition, []).append((key, value))
+        for partition, records in by_partition.items():
+            await produce_batches(producer, topic, partition, records)
 
     async def _dead_letter(self, message: Any, error: DecodeError) -> None:
         """Write one dead letter, once: a per-partition marker in the table remembers the last
