@@ -84,7 +84,7 @@ class BenchOptions:
     repeat: int = 3
     modes: tuple[str, ...] = MODES
     latency_rate: float | None = None  # events/s; None: half the pipeline's median
-    latency_events: int = 30_000
+    latency_events: int = 60_000  # about 145 alerts: p99 is not just the worst one
     seed: int = 11
     json_path: str | None = None
     broker: str = "auto"

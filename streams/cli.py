@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--latency-rate", type=float, help="offered events/s (default: half the pipeline's)"
     )
-    bench.add_argument("--latency-events", type=int, default=30_000)
+    bench.add_argument("--latency-events", type=int, default=60_000)
     bench.add_argument(
         "--store", choices=("memory", "rocksdb"), default="memory", help="the pipeline's store"
     )

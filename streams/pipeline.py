@@ -7,12 +7,13 @@ The guarantees live here, in this order, for every batch:
 2. good events are applied in event-time merge order, with the event-time sweep they drive
    (``streams.applier``); a redelivered event is skipped by the per-topic offset in the
    customer's state;
-3. alerts are delivered to Redis and the notifications topic, retried until both acknowledge;
+3. matured training examples are handed to the producer in bulk (``streams.changelog``), and
+   alerts are delivered to Redis and the notifications topic, retried until both acknowledge;
 4. each changed customer's state, then the sweep agenda and clock, are written once to the
    changelog-backed table, in bulk (``streams.changelog``);
 5. only then are the messages acked, in offset order per topic partition (undecodable ones
    leave the merger in their place), and Faust commits offsets after flushing its producer
-   (dead letters and changelog included).
+   (dead letters, training examples and changelog included).
 
 A crash anywhere before 5 redelivers the batch; steps 2 and 3 make that harmless.
 """

@@ -42,6 +42,7 @@ class Trainer:
         self.recent: deque[tuple[float, bool]] = deque(maxlen=WINDOW)
         self.rejected = 0
         self.duplicates = 0
+        self._last: tuple[bytes, OnlineRiskModel] | None = None  # the state it wrote, as a model
 
     async def run(self, stream: Any) -> None:
         async for event in stream.events():
@@ -64,17 +65,27 @@ class Trainer:
             log.info("training_example_duplicate", customer_id=customer_id, total=self.duplicates)
             return
         model = self._model()
+        self._last = None  # until the table holds what it learns next, the table decides
         self.recent.append((model.predict_proba(example.features), example.label))
         model.learn_one(example.features, example.label, human=example.human)
         # Model first: a crash between the two writes can at worst learn this one again.
-        self.state_table[STATE_KEY] = orjson.dumps(model.to_state())
+        state = orjson.dumps(model.to_state())
+        self.state_table[STATE_KEY] = state
+        self._last = (state, model)
         self.state_table[seen_key] = str(snapshot_ms).encode()
         if model.n_labels % self.publish_every == 0:
             self._publish(model)
 
     def _model(self) -> OnlineRiskModel:
+        """The model in the table. When the table still holds the state this trainer wrote
+        last, that model is kept in memory and reused (restoring it is bit-exact, and costs
+        more than learning an example); anything else there is restored."""
         raw = self.state_table.get(STATE_KEY)
-        return OnlineRiskModel.from_state(orjson.loads(raw)) if raw else OnlineRiskModel()
+        if not raw:
+            return OnlineRiskModel()
+        if self._last is not None and self._last[0] == raw:
+            return self._last[1]
+        return OnlineRiskModel.from_state(orjson.loads(raw))
 
     def _decode(self, raw: bytes) -> tuple[str, LabelledExample] | None:
         try:

@@ -73,3 +73,23 @@ def test_human_labels_are_deduplicated_apart_and_counted_apart() -> None:
     model = OnlineRiskModel.from_state(orjson.loads(trainer.state_table[STATE_KEY]))
     assert model.n_labels == 2 and trainer.duplicates == 1
     assert model.params("v").n_human_labels == 1
+
+
+def test_the_model_kept_in_memory_learns_exactly_as_one_restored_for_every_example() -> None:
+    kept = Trainer(state_table={}, model_table={}, publish_every=1000)
+    restored_table: dict[bytes, bytes] = {}
+    examples = [_raw(f"c{n % 5}", n, n % 3 == 0) for n in range(40)]
+    for raw in examples:
+        kept.learn(raw)
+        Trainer(state_table=restored_table, model_table={}, publish_every=1000).learn(raw)
+    assert kept.state_table[STATE_KEY] == restored_table[STATE_KEY]
+
+
+def test_a_model_another_trainer_wrote_since_is_restored_not_the_one_in_memory() -> None:
+    """After partitions moved away and back, the table holds what the other worker learned."""
+    table: dict[bytes, bytes] = {}
+    first = Trainer(state_table=table, model_table={}, publish_every=1000)
+    first.learn(_raw("c1", 0, False))
+    Trainer(state_table=table, model_table={}, publish_every=1000).learn(_raw("c2", 0, True))
+    first.learn(_raw("c3", 0, False))
+    assert _labels(first) == 3
