@@ -16,6 +16,9 @@ TEMPLATE_NAMES = frozenset(
         "inflow_expected_date",
         "inflow_last_amount",
         "inflow_period_days",
+        "credit_limit",
+        "inflow_1m",
+        "inflow_3m",
     }
 )
 """Names a reason text may use: the feature's value and the details the signals offer."""
@@ -85,6 +88,7 @@ class Rules:
     idle_ttl_days: int = DEFAULT_IDLE_TTL_DAYS
     model: ModelRules = field(default_factory=lambda: ModelRules())
     escalation: Escalation = field(default_factory=lambda: Escalation())
+    texts: dict[str, str] = field(default_factory=dict)  # reason texts of model-only features
 
 
 def load_rules(path: str | Path | None = None) -> Rules:
@@ -133,6 +137,7 @@ def parse_rules(data: dict[str, Any]) -> Rules:
     model = _model_rules(data.get("model", {}))
     idle_ttl_days = _idle_ttl_days(data.get("state", {}), model)
     escalation = _escalation(data.get("escalation", {}))
+    texts = _texts(data.get("texts", {}), features)
     return Rules(
         version=version,
         intercept=float(_get(card, "intercept", (int, float), "scorecard")),
@@ -145,6 +150,7 @@ def parse_rules(data: dict[str, Any]) -> Rules:
         idle_ttl_days=idle_ttl_days,
         model=model,
         escalation=escalation,
+        texts=texts,
     )
 
 
@@ -214,15 +220,33 @@ def _feature(name: str, spec: Any) -> FeatureWeight:
         cap=float(_get(spec, "cap", (int, float), where)),
         text=_get(spec, "text", str, where),
     )
+    _check_template(f"{where}.text", feature.text)
+    return feature
+
+
+def _texts(table: Any, features: dict[str, FeatureWeight]) -> dict[str, str]:
+    """``[texts]``: reason texts for features the online model weighs but the scorecard does
+    not (a scorecard feature's text is in its own table)."""
+    if not isinstance(table, dict):
+        raise RulesError("texts: expected a table of feature = text")
+    for name, text in table.items():
+        if name in features:
+            raise RulesError(f"texts.{name}: a scorecard feature, its text goes in its own table")
+        if not isinstance(text, str):
+            raise RulesError(f"texts.{name}: wrong type {type(text).__name__}")
+        _check_template(f"texts.{name}", text)
+    return dict(table)
+
+
+def _check_template(where: str, text: str) -> None:
     try:
-        names = {name for _, name, _, _ in string.Formatter().parse(feature.text) if name}
+        names = {name for _, name, _, _ in string.Formatter().parse(text) if name}
         unknown = names - TEMPLATE_NAMES
         if unknown:
             raise KeyError(f"unknown names {sorted(unknown)}; known: {sorted(TEMPLATE_NAMES)}")
-        feature.text.format(**dict.fromkeys(TEMPLATE_NAMES, 1.0))
+        text.format(**dict.fromkeys(TEMPLATE_NAMES, 1.0))
     except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise RulesError(f"{where}.text: bad template {feature.text!r}: {exc!r}") from None
-    return feature
+        raise RulesError(f"{where}: bad template {text!r}: {exc!r}") from None
 
 
 def _get(table: dict[str, Any], key: str, kind: Any, where: str = "") -> Any:

@@ -354,8 +354,9 @@ class RiskDetector:
     ) -> tuple[Reason, ...]:
         """At most four: the hard floor that fired, then the largest adverse contributions.
 
-        Texts come from the rules file and may name the feature's ``value`` and any value a
-        signal's ``details()`` offers (e.g. the expected salary amount and date)."""
+        Texts come from the rules file (the scorecard's features, then ``[texts]`` for features
+        only the model weighs) and may name the feature's ``value`` and any value a signal's
+        ``details()`` offers (e.g. the expected salary amount and date)."""
         reasons: list[Reason] = []
         if floor is not Level.NONE:
             threshold = self.rules.red_dpd if floor is Level.RED else self.rules.amber_dpd
@@ -371,9 +372,10 @@ class RiskDetector:
             if len(reasons) >= MAX_REASONS or part.contribution < MIN_REASON_CONTRIBUTION:
                 break
             spec = self.rules.features.get(part.feature)
+            template = spec.text if spec else self.rules.texts.get(part.feature)
             text = (
-                _render(spec.text, part.value, details or {})
-                if spec
+                _render(template, part.value, details or {})
+                if template
                 else f"{part.feature.replace('_', ' ')} at {part.value:,.2f}"
             )
             reasons.append(

@@ -15,6 +15,7 @@ from detectors.events import OutcomeKind
 from detectors.inflow import RegularInflow
 from detectors.labels import LabelMaturer
 from detectors.levels import AlertState
+from detectors.means import Means
 from detectors.repayment import DaysPastDue
 from detectors.transactions import AccountConduct, SpendSpike
 
@@ -29,6 +30,7 @@ def default_signals() -> list[Signal]:
         AccountTrends(),
         SpendSpike(),
         AccountConduct(),
+        Means(),
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import random
 import re
 import sys
@@ -29,6 +30,7 @@ from detectors.events import (
     TxStatus,
 )
 from detectors.repayment import DaysPastDue
+from detectors.scorecard import Contribution, Scored
 from detectors.state import CustomerState
 from detectors.transactions import AccountConduct, SpendSpike
 from tests.unit.contract import only_json_values
@@ -636,6 +638,23 @@ def test_alert_reasons_are_few_specific_and_numeric() -> None:
             assert re.search(r"\d", reason.text), reason.text
         if alert.kind in (AlertKind.RAISED, AlertKind.ESCALATED):
             assert alert.reasons
+
+
+def test_a_model_only_feature_is_named_by_its_text_with_the_signals_details() -> None:
+    """A contribution from a feature outside the scorecard reads as its ``[texts]`` template,
+    filled from the signals' details; a feature with no text at all still names its value."""
+    detector = RiskDetector(load_rules(), "model-x")
+    scored = Scored(
+        0.6,
+        (
+            Contribution("inflow_1m_log", math.log1p(120), 0.9),
+            Contribution("mystery_ratio", 0.25, 0.5),
+        ),
+    )
+    reasons = detector.reasons(scored, Level.NONE, 0.0, {"inflow_1m": 120})
+    assert [r.code for r in reasons] == ["INFLOW_1M_LOG", "MYSTERY_RATIO"]
+    assert reasons[0].text == "little paid in over the last month (120)"
+    assert reasons[1].text == "mystery ratio at 0.25"
 
 
 def test_alert_trigger_and_versions_come_from_the_event() -> None:

@@ -33,16 +33,46 @@ def test_default_file_loads_with_version() -> None:
 def test_load_rules_from_an_explicit_path(tmp_path: Path) -> None:
     """load_rules reads the given path instead of the packaged default."""
     path = tmp_path / "rules.toml"
-    path.write_text(DEFAULT_RULES.read_text().replace('"rules-1"', '"rules-test-7"'))
+    path.write_text(DEFAULT_RULES.read_text().replace('"rules-2"', '"rules-test-7"'))
     assert load_rules(path).version == "rules-test-7"
 
 
 def test_default_feature_texts_format_a_number() -> None:
-    """Every packaged reason text formats with a value (and details) and shows a number."""
-    details = {"inflow_expected_amount": 2400.0, "inflow_expected_date": "2025-03-28"}
-    for name, spec in load_rules().features.items():
-        text = spec.text.format(value=0.37, **details)
-        assert any(ch.isdigit() for ch in text), name
+    """Every packaged reason text, the scorecard's and the model-only ``[texts]``, formats with a
+    value (and details) and shows a number; every feature the signals report has one."""
+    from detectors.state import FEATURE_NAMES
+
+    details = {
+        "inflow_expected_amount": 2400.0,
+        "inflow_expected_date": "2025-03-28",
+        "credit_limit": 50000,
+        "inflow_1m": 0,
+        "inflow_3m": 120,
+    }
+    rules = load_rules()
+    texts = {**{name: spec.text for name, spec in rules.features.items()}, **rules.texts}
+    for name, text in texts.items():
+        assert any(ch.isdigit() for ch in text.format(value=0.37, **details)), name
+    assert set(FEATURE_NAMES) <= set(texts)
+
+
+@pytest.mark.parametrize(
+    ("texts", "match"),
+    [
+        ({"utilisation": "{amount:.0%} used"}, r"texts\.utilisation: bad template"),
+        ({"utilisation": 3}, r"texts\.utilisation: wrong type"),
+        ({"dpd": "{value:.0f} days"}, r"texts\.dpd: a scorecard feature"),
+        ([1, 2], r"texts: expected a table"),
+    ],
+)
+def test_model_only_texts_are_checked(texts: Any, match: str) -> None:
+    """``[texts]`` holds templates for features outside the scorecard, validated like its own."""
+
+    def change(d: dict[str, Any]) -> None:
+        d["texts"] = texts
+
+    with pytest.raises(RulesError, match=match):
+        parse_rules(_mutated(change))
 
 
 def _mutated(change: Any) -> dict[str, Any]:
@@ -118,7 +148,7 @@ def test_parse_rules_errors_name_the_field(change: Any, names: list[str]) -> Non
 def test_load_rules_error_names_the_file(tmp_path: Path) -> None:
     """A bad rules file fails naming the file as well as the field."""
     path = tmp_path / "bad-rules.toml"
-    path.write_text(DEFAULT_RULES.read_text().replace('version = "rules-1"', ""))
+    path.write_text(DEFAULT_RULES.read_text().replace('version = "rules-2"', ""))
     with pytest.raises(RulesError, match=r"bad-rules\.toml.*version"):
         load_rules(path)
 

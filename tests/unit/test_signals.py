@@ -1,8 +1,11 @@
-"""Signals for regular inflow, account trends and repayment behaviour: contracts and behaviour."""
+"""Signals for regular inflow, account trends, repayment behaviour and means: contracts and
+behaviour."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 import random
 import statistics
 from collections import defaultdict
@@ -27,6 +30,7 @@ from detectors.events import (
     TxStatus,
 )
 from detectors.inflow import RegularInflow
+from detectors.means import Means
 from streams.simulator import OUTCOMES, TRANSACTIONS, CustomerTruth, generate
 from tests.unit.contract import only_json_values
 
@@ -162,8 +166,8 @@ def telling_events() -> list[Event]:
     return sorted(events, key=lambda e: e.ts)
 
 
-SIGNALS: list[Callable[[], Signal]] = [RegularInflow, AccountTrends, RepaymentBehaviour]
-SIGNAL_IDS = ["inflow", "trends", "repay_trend"]
+SIGNALS: list[Callable[[], Signal]] = [RegularInflow, AccountTrends, RepaymentBehaviour, Means]
+SIGNAL_IDS = ["inflow", "trends", "repay_trend", "means"]
 NOWS = [
     datetime(2023, 12, 1, tzinfo=UTC),
     datetime(2024, 4, 29, 23, tzinfo=UTC),
@@ -623,6 +627,59 @@ def test_a_reversed_payment_counts_against_the_ratio() -> None:
     assert signal.score_one(midnight(last + timedelta(days=5)))["payment_ratio_decline"] > 0.3
 
 
+# --------------------------------------------------------------------------- Means
+
+
+def test_means_sum_the_latest_limit_of_each_account() -> None:
+    """The limit is the sum over accounts, each at its latest value; a fifth account pushes out
+    the one not heard from longest."""
+    signal = Means()
+    for n, (account, limit) in enumerate([("a1", "1000"), ("a2", "500"), ("a1", "2000")]):
+        event = tx(day_at(n), credit_limit=limit)
+        signal.learn_one(dataclasses.replace(event, account_id=account))
+    assert signal.score_one(day_at(3))["credit_limit_log"] == pytest.approx(math.log1p(2500))
+    for n, account in enumerate(["b1", "b2", "b3"], start=3):
+        signal.learn_one(dataclasses.replace(tx(day_at(n), credit_limit="1"), account_id=account))
+    assert signal.score_one(day_at(9))["credit_limit_log"] == pytest.approx(math.log1p(2003))
+
+
+def test_means_count_posted_credits_in_the_last_month_and_quarter() -> None:
+    """Credits of day 0, 40 and 80 (card refunds, returned credits and debits left out): the
+    month (31 days) holds only the newest; the quarter (92 days) loses day 0 on day 92."""
+    signal = Means()
+    for n, amount in [(0, "100.00"), (40, "300.00"), (80, "1000.00")]:
+        signal.learn_one(tx(day_at(n), amount, direction=Direction.CREDIT, channel=Channel.SALARY))
+    ignored = [
+        tx(day_at(81), "5000.00", direction=Direction.CREDIT),  # a card refund
+        tx(day_at(82), "5000.00", direction=Direction.CREDIT, status=TxStatus.RETURNED),
+        tx(day_at(83), "5000.00"),
+    ]
+    for event in ignored:
+        signal.learn_one(event)
+    features = signal.score_one(day_at(91))
+    assert features["inflow_1m_log"] == pytest.approx(math.log1p(1000))
+    assert features["inflow_3m_log"] == pytest.approx(math.log1p(1400))
+    assert signal.score_one(day_at(92))["inflow_3m_log"] == pytest.approx(math.log1p(1300))
+    assert signal.score_one(day_at(111))["inflow_1m_log"] == 0.0
+
+
+def test_means_merge_the_oldest_credit_days_when_full() -> None:
+    """Beyond max_days day totals the two oldest merge onto the older day: money may leave the
+    quarter early, never stay late; the total is kept meanwhile."""
+    signal = Means(max_days=3)
+    for n in range(4):
+        signal.learn_one(
+            tx(day_at(n * 10), "10.00", direction=Direction.CREDIT, channel=Channel.TRANSFER)
+        )
+    assert signal.credits == [
+        [day_at(0).toordinal(), 20],
+        [day_at(20).toordinal(), 10],
+        [day_at(30).toordinal(), 10],
+    ]
+    assert signal.score_one(day_at(91))["inflow_3m_log"] == pytest.approx(math.log1p(40))
+    assert signal.score_one(day_at(92))["inflow_3m_log"] == pytest.approx(math.log1p(20))
+
+
 # --------------------------------------------------------------------------- simulator data
 
 
@@ -684,7 +741,7 @@ def run_generated() -> list[_Run]:
     for customer_id, customer_events in events.items():
         truth = stream.truth[customer_id]
         cutoff = None if truth.first_30dpd is None else midnight(truth.first_30dpd)
-        signals: list[Signal] = [RegularInflow(), AccountTrends(), RepaymentBehaviour()]
+        signals: list[Signal] = [RegularInflow(), AccountTrends(), RepaymentBehaviour(), Means()]
         before: dict[str, float] = defaultdict(float)
         ever: dict[str, float] = defaultdict(float)
         day = None
