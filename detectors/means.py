@@ -76,14 +76,21 @@ class Means(Signal):
             credits[0:2] = [[credits[0][0], credits[0][1] + credits[1][1]]]
 
     def score_one(self, now: datetime) -> dict[str, float]:
-        return {f"{name}_log": math.log1p(value) for name, value in self._amounts(now).items()}
+        limit, month, quarter = self._amounts(now)
+        return {
+            "credit_limit_log": math.log1p(limit),
+            "inflow_1m_log": math.log1p(month),
+            "inflow_3m_log": math.log1p(quarter),
+        }
 
     def details(self, now: datetime) -> dict[str, str | float]:
         """The amounts themselves, for reason texts: ``credit_limit``, ``inflow_1m``,
         ``inflow_3m``."""
-        return dict(self._amounts(now))
+        limit, month, quarter = self._amounts(now)
+        return {"credit_limit": limit, "inflow_1m": month, "inflow_3m": quarter}
 
-    def _amounts(self, now: datetime) -> dict[str, int]:
+    def _amounts(self, now: datetime) -> tuple[int, int, int]:
+        """The credit limit, and the credits of the last month and quarter."""
         today = now.toordinal()
         month = quarter = 0
         for day, amount in self.credits:
@@ -92,11 +99,7 @@ class Means(Signal):
                 quarter += amount
                 if age < MONTH_DAYS:
                     month += amount
-        return {
-            "credit_limit": sum(self.limits.values()),
-            "inflow_1m": max(month, 0),
-            "inflow_3m": max(quarter, 0),
-        }
+        return sum(self.limits.values()), max(month, 0), max(quarter, 0)
 
     def to_state(self) -> Any:
         """``[[[account hash, limit], ...], [first day, amount, gap in days, amount, ...]]``,
