@@ -45,6 +45,8 @@ class Means(Signal):
         self.max_days = max_days
         self.limits: dict[int, int] = {}  # account hash -> latest limit in whole units
         self.credits: list[list[int]] = []  # [day ordinal, whole units], days rising
+        # The (account, limit) learned last: most transactions repeat it, and need no update.
+        self._latest: tuple[str, Decimal] | None = None
 
     @property
     def params(self) -> dict[str, Any]:
@@ -53,10 +55,12 @@ class Means(Signal):
     def learn_one(self, event: Event) -> None:
         if not isinstance(event, Transaction) or event.status is not TxStatus.POSTED:
             return
-        if event.credit_limit is not None:
+        limit = event.credit_limit
+        if limit is not None and (event.account_id, limit) != self._latest:
+            self._latest = (event.account_id, limit)
             account = zlib.crc32(event.account_id.encode()) & 0xFFFF
             self.limits.pop(account, None)
-            self.limits[account] = int(max(event.credit_limit, Decimal(0)))
+            self.limits[account] = int(max(limit, Decimal(0)))
             if len(self.limits) > self.max_accounts:
                 del self.limits[next(iter(self.limits))]  # the one not heard from longest
         if event.direction is Direction.CREDIT and event.channel is not Channel.CARD:
@@ -113,6 +117,7 @@ class Means(Signal):
 
     def load_state(self, state: Any) -> None:
         limits, flat = state
+        self._latest = None
         self.limits = {int(a): int(v) for a, v in limits}
         self.credits, day = [], 0
         for gap, amount in zip(flat[::2], flat[1::2], strict=True):
