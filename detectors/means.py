@@ -3,8 +3,9 @@
 Unlike the other signals these are context, not distress: a **lower** value is riskier (a small
 credit line, little paid in). The online model learns their sign and weight; the expert
 scorecard leaves them out. Logarithms, because a risk model reads a tenfold larger limit or
-inflow as one step, not ten (on the UCI Taiwan card file, ``log`` of the limit and of the
-payments made raise a logistic model's ROC AUC by about 0.01 each over the raw amounts).
+inflow as one step, not ten (on the UCI Taiwan card file, learning each customer's true label,
+the log of the limit added 0.016 to a logistic model's ROC AUC, the logs of the payments made
+0.006).
 
 Features (``score_one``):
 
@@ -14,10 +15,9 @@ Features (``score_one``):
   (a calendar month and a quarter, whatever their lengths): salary, transfers in, payments onto
   a card. Card-channel credits are refunds, not means, and are left out.
 
-Credits are kept as day totals in whole currency units (UTC calendar days of event time), at most
-``max_days`` of them:
-beyond that the two oldest are merged onto the older day, which can only let money leave the
-windows early, never linger. A late credit goes on its own day.
+Credits are kept as day totals in whole currency units (UTC calendar days of event time), at
+most ``max_days`` of them: beyond that the two oldest are merged onto the older day, which can
+only let money leave the windows early, never linger. A late credit goes on its own day.
 """
 
 from __future__ import annotations
