@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -247,19 +248,9 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     from streams.bench import BenchOptions, run_bench
 
     given = {
-        name: getattr(args, name)
-        for name in (
-            "events",
-            "customers",
-            "repeat",
-            "latency_rate",
-            "latency_events",
-            "seed",
-            "json_path",
-            "broker",
-            "store",
-        )
-        if getattr(args, name) is not None
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(BenchOptions)
+        if getattr(args, f.name, None) is not None
     }
     if args.modes is not None:
         given["modes"] = tuple(m.strip() for m in args.modes.split(",") if m.strip())
