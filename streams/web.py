@@ -7,7 +7,9 @@
 - ``GET /metrics``: Prometheus text (``streams.metrics``) read from the counters the pipeline,
   the delivery and the watchdog keep anyway: nothing extra runs per event.
 - ``GET /customers/{id}``: the customer's current risk state from the worker's table. Faust's
-  table router sends the request to the worker that owns the customer's partition.
+  table router sends the request to the worker that owns the customer's partition. A customer not
+  in the table is 404, or 503 with ``Retry-After`` while a rebalance or table recovery runs, since
+  the owner may not have restored it yet.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ class Probes:
         except Exception:  # consumer not started yet
             return []
         return sorted((tp.topic, tp.partition) for tp in assignment if tp.topic in self.inputs)
+
+    def restoring(self) -> bool:
+        """A rebalance or a table recovery is running: the table may not hold every customer yet."""
+        app = self.app
+        return bool(getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False))
 
     async def not_ready(self) -> list[str]:
         """Why this worker should not be counted on now; empty when it is ready."""
@@ -246,6 +253,12 @@ def install(app: faust.App, probes: Probes, table: Any) -> None:
         @app.table_route(table=table, match_info="customer_id")  # type: ignore[arg-type]
         async def get(self, request: web.Request, customer_id: str) -> web.Response:
             raw = table.get(customer_id.encode())
+            if raw is None and probes.restoring():
+                return self.json(
+                    {"error": "restoring state, retry", "customer_id": customer_id},
+                    status=503,
+                    headers={"Retry-After": "1"},
+                )
             if raw is None:
                 return self.json(
                     {"error": "unknown customer", "customer_id": customer_id}, status=404

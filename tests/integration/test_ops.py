@@ -158,13 +158,26 @@ def test_any_worker_answers_for_any_customer(
 
         wait_until(split, 60, "both workers to own partitions")
         for customer_id in sorted(want.states)[:6]:
-            answers = [get(f"{base}/customers/{customer_id}") for base in bases]
+            answers = _settled([f"{base}/customers/{customer_id}" for base in bases])
             assert [status for status, _ in answers] == [200, 200], answers
             assert answers[0][1] == answers[1][1]
             assert orjson.loads(answers[0][1])["events"] == want.states[customer_id].events
     finally:
         for worker in workers:
             worker.stop()
+
+
+def _settled(urls: list[str]) -> list[tuple[int, bytes]]:
+    """Each URL's answer, once none is 503 (the owner still restoring its table after a rebalance)
+    or 0 (no answer)."""
+    answers: list[tuple[int, bytes]] = []
+
+    def settled() -> bool:
+        answers[:] = [get(url) for url in urls]
+        return all(status not in (0, 503) for status, _ in answers)
+
+    wait_until(settled, 60, f"answers from {urls}")
+    return answers
 
 
 def _fields(settings: Settings) -> dict[str, Any]:
