@@ -50,6 +50,7 @@ class ModelRules:
     """Labels and blending for the online model (see rules.toml ``[model]``)."""
 
     bad_dpd: int = 30
+    severe_dpd: int = 90
     horizon_days: int = 90
     snapshot_every_days: int = 30
     min_labels: int = 200
@@ -195,6 +196,7 @@ def _model_rules(table: Any) -> ModelRules:
         name: _get(table, name, int, "model") if name in table else getattr(defaults, name)
         for name in (
             "bad_dpd",
+            "severe_dpd",
             "horizon_days",
             "snapshot_every_days",
             "min_labels",
@@ -206,6 +208,8 @@ def _model_rules(table: Any) -> ModelRules:
         raise RulesError(f"model: unknown keys {sorted(unknown)}")
     if min(values.values()) < 1:
         raise RulesError("model: every value must be at least 1")
+    if values["severe_dpd"] <= values["bad_dpd"]:
+        raise RulesError("model: severe_dpd must be above bad_dpd")
     if values["full_weight_labels"] < values["min_labels"]:
         raise RulesError("model: full_weight_labels must be at least min_labels")
     return ModelRules(**values)

@@ -43,6 +43,10 @@ HOUR_MS = 3_600_000
 ANSWERS = frozenset(FeedbackAction) - {FeedbackAction.UNSNOOZE}
 """Feedback that answers an alert, stopping its escalation clock."""
 HUMAN_LABELS = {FeedbackAction.FALSE_POSITIVE: False, FeedbackAction.CONFIRMED_RISK: True}
+MAX_HELD = 3
+"""A snapshot is kept only while fewer than this are held in all, before and in arrears. With the
+default spacing (30 days) and horizon (90) one kind alone never holds more than three; both
+together would push the state of a customer cured of arrears over 1 KB."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +98,14 @@ class RiskDetector:
         return self.scorecard_version
 
     def new_state(self, customer_id: str) -> CustomerState:
-        return CustomerState(customer_id=customer_id, labels=default_labels(self.rules.model))
+        rules = self.rules.model
+        return CustomerState(
+            customer_id=customer_id, labels=default_labels(rules), arrears=default_labels(rules)
+        )
 
     def decode_state(self, raw: bytes) -> CustomerState:
-        return CustomerState.decode(raw, labels=default_labels(self.rules.model))
+        rules = self.rules.model
+        return CustomerState.decode(raw, default_labels(rules), default_labels(rules))
 
     def apply(self, state: CustomerState, event: Event, source: Source) -> Applied:
         """Fold ``event`` into ``state`` (in place) and return the alerts it triggers."""
@@ -135,6 +143,7 @@ class RiskDetector:
             and state.alert.notified is Level.NONE
             and dpd == 0
             and not state.labels.pending
+            and not state.arrears.pending
         )
         return Applied(False, applied.alerts, applied.examples, expired=expired)
 
@@ -147,9 +156,10 @@ class RiskDetector:
             at = signal.wake_at(now)
             if at is not None and at < wake:
                 wake = at
-        at = state.labels.next_maturity()
-        if at is not None and at < wake:
-            wake = at
+        for maturer in (state.labels, state.arrears):
+            at = maturer.next_maturity()
+            if at is not None and at < wake:
+                wake = at
         if state.alert.level > Level.NONE or state.alert.notified > Level.NONE:
             wake = min(wake, _next_midnight(now))
         if state.alert.sla is not None:
@@ -335,15 +345,32 @@ class RiskDetector:
         """Emit the labels that time or going bad decides; keep a scoring snapshot when due.
 
         Bad is ``bad_dpd`` days past due or a declared default, write-off or restructuring; a
-        declared cure lifts a declared bad. A closed customer keeps no new snapshots."""
+        declared cure lifts a declared bad. Before a customer is bad, a snapshot asks "bad within
+        the horizon?" (``state.labels``). While bad by days past due alone and below
+        ``severe_dpd``, a snapshot asks "``severe_dpd`` or a declared bad within the horizon?"
+        (``state.arrears``): without these the model never saw a customer in arrears, and gave
+        days past due no weight. A snapshot waits while ``MAX_HELD`` are held in all. A closed
+        customer keeps no new snapshots."""
+        rules = self.rules.model
         declared_bad = state.declared in BAD_OUTCOMES
-        bad = dpd >= self.rules.model.bad_dpd or declared_bad
-        if state.labels.bad and dpd == 0 and not declared_bad:
-            state.labels.reset_after_cure()
-        examples = tuple(state.labels.observe(now, bad))
-        if snapshot and not bad and state.declared is not OutcomeKind.CLOSED:
-            state.labels.snapshot(now, features)
-        return examples
+        bad = dpd >= rules.bad_dpd or declared_bad
+        severe = dpd >= rules.severe_dpd or declared_bad
+        labels, arrears = state.labels, state.arrears
+        if labels.bad and dpd == 0 and not declared_bad:
+            labels.reset_after_cure()
+        examples = labels.observe(now, bad)
+        if arrears.pending:
+            examples += arrears.observe(now, severe)
+        if (arrears.bad and not severe) or (not bad and not arrears.pending):
+            arrears.reset_after_cure()  # back below severe_dpd; or out of arrears, nothing held
+        if (
+            snapshot
+            and state.declared is not OutcomeKind.CLOSED
+            and not severe
+            and len(labels.pending) + len(arrears.pending) < MAX_HELD
+        ):
+            (arrears if bad else labels).snapshot(now, features)
+        return tuple(examples)
 
     def reasons(
         self,

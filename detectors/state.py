@@ -43,12 +43,18 @@ FEATURE_NAMES = _feature_names()
 """Every feature the signals report, in a fixed order: the model's inputs and label snapshots."""
 
 
+SNAPSHOT_DIGITS = 4
+"""Significant digits of a stored snapshot value (relative error at most 5e-4): the snapshots
+before and in arrears are the largest part of a delinquent customer's state."""
+
+
 def default_labels(rules: ModelRules | None = None) -> LabelMaturer:
     rules = rules or ModelRules()
     return LabelMaturer(
         FEATURE_NAMES,
         snapshot_every_days=rules.snapshot_every_days,
         horizon_days=rules.horizon_days,
+        significant_digits=SNAPSHOT_DIGITS,
     )
 
 
@@ -58,7 +64,9 @@ class CustomerState:
 
     ``offsets`` holds, per source topic, the offset of the last event applied, so a redelivered
     event is recognised and skipped. ``watermark`` is the largest event time seen (epoch ms).
-    ``declared`` is the latest outcome from ``ews.outcomes``.
+    ``declared`` is the latest outcome from ``ews.outcomes``. ``labels`` holds the snapshots
+    taken before the customer went bad, ``arrears`` those taken while in arrears (see
+    :meth:`detectors.engine.RiskDetector._mature`).
     """
 
     customer_id: str
@@ -67,6 +75,7 @@ class CustomerState:
     watermark_ms: int = 0
     alert: AlertState = field(default_factory=AlertState)
     labels: LabelMaturer = field(default_factory=default_labels)
+    arrears: LabelMaturer = field(default_factory=default_labels)
     score: float = 0.0
     events: int = 0
     late_events: int = 0
@@ -85,7 +94,10 @@ class CustomerState:
         return memo[1]
 
     def encode(self) -> bytes:
-        extra = {} if self.declared is None else {"d": self.declared.value}
+        extra: dict[str, Any] = {} if self.declared is None else {"d": self.declared.value}
+        arrears = self.arrears
+        if arrears.pending or arrears.bad or arrears.last_snapshot_ms is not None:
+            extra["r"] = arrears.to_state()
         return orjson.dumps(
             {
                 **extra,
@@ -104,8 +116,11 @@ class CustomerState:
         )
 
     @classmethod
-    def decode(cls, raw: bytes, labels: LabelMaturer | None = None) -> CustomerState:
-        """Restore a state; ``labels`` is a fresh maturer with the configured parameters."""
+    def decode(
+        cls, raw: bytes, labels: LabelMaturer | None = None, arrears: LabelMaturer | None = None
+    ) -> CustomerState:
+        """Restore a state; ``labels`` and ``arrears`` are fresh maturers with the configured
+        parameters."""
         data: dict[str, Any] = orjson.loads(raw)
         if data.get("v") != STATE_VERSION:
             raise ValueError(f"unsupported customer state version {data.get('v')!r}")
@@ -115,9 +130,13 @@ class CustomerState:
                 signal.load_state(data["g"][signal.name])
         maturer = labels or default_labels()
         maturer.load_state(data["m"])
+        in_arrears = arrears or default_labels()
+        if "r" in data:
+            in_arrears.load_state(data["r"])
         return cls(
             customer_id=data["c"],
             labels=maturer,
+            arrears=in_arrears,
             signals=signals,
             offsets=data["o"],
             watermark_ms=data["w"],
