@@ -21,7 +21,7 @@ from detectors.calibration import (
     sigmoid,
 )
 from detectors.labels import LabelledExample, LabelMaturer, features_hash
-from detectors.model import Z_CLIP, ModelParams, OnlineRiskModel, ParamScorer
+from detectors.model import INDICATOR, Z_CLIP, ModelParams, OnlineRiskModel, ParamScorer
 from detectors.scorecard import Scored
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -195,15 +195,48 @@ def test_contributions_sum_to_the_logit_adverse_first() -> None:
         assert abs(sigmoid(result.logit) - result.raw_score) <= 1e-15
         values = [c.contribution for c in result.contributions]
         assert values == sorted(values, reverse=True)
-        assert {c.feature for c in result.contributions} == set(PARAMS.feature_names)
+        inputs = {n for n in PARAMS.feature_names if not n.endswith(INDICATOR)}
+        assert {c.feature for c in result.contributions} == inputs
+
+
+def test_each_feature_has_a_nonzero_indicator_whose_share_goes_to_the_feature() -> None:
+    """The model learns ``f!=0`` beside each ``f``; "any at all" is learned where the amount
+    says nothing, and the contribution is reported under ``f``."""
+    rng = random.Random(12)
+    model = OnlineRiskModel()
+    for _ in range(3000):
+        returned = rng.choice([0.0, 0.0, 0.0, rng.uniform(1.0, 9.0)])
+        noise = rng.gauss(0.0, 1.0)
+        model.learn_one({"returned": returned, "noise": noise}, returned > 0 and rng.random() < 0.8)
+    params = model.params("v")
+    assert params.feature_names == ("noise", "noise!=0", "returned", "returned!=0")
+    assert params.weights["returned!=0"] > params.weights["returned"] > 0
+
+    def risk(amount: float) -> float:
+        return model.predict_proba({"returned": amount, "noise": 0.0}, calibrated=False)
+
+    assert risk(0.0) < 0.1 and risk(1.0) - risk(0.0) > 0.4  # the step at zero, learned
+    parts = {c.feature: c for c in ParamScorer(params).score({"returned": 2.0}).contributions}
+    assert set(parts) == {"noise", "returned"} and parts["returned"].value == 2.0
+    with pytest.raises(ValueError, match="!=0"):
+        model.learn_one({"returned!=0": 1.0}, True)
 
 
 def test_extreme_values_are_clipped_at_five_standard_deviations() -> None:
     """A huge value contributes exactly weight * 5, a huge negative one weight * -5."""
     result = ParamScorer(PARAMS).score({"dpd": 1e12, "returned_share": -1e12})
     by_name = {c.feature: c for c in result.contributions}
-    assert by_name["dpd"].contribution == PARAMS.weights["dpd"] * Z_CLIP
-    assert by_name["returned_share"].contribution == PARAMS.weights["returned_share"] * -Z_CLIP
+
+    def nonzero(name: str) -> float:  # the indicator's share, added to the feature's
+        key = name + INDICATOR
+        if PARAMS.variances[key] == 0.0:
+            return 0.0
+        z = (1.0 - PARAMS.means[key]) / math.sqrt(PARAMS.variances[key])
+        return PARAMS.weights[key] * max(-Z_CLIP, min(Z_CLIP, z))
+
+    dpd, returned = PARAMS.weights["dpd"], PARAMS.weights["returned_share"]
+    assert by_name["dpd"].contribution == dpd * Z_CLIP + nonzero("dpd")
+    assert by_name["returned_share"].contribution == returned * -Z_CLIP + nonzero("returned_share")
     assert by_name["dpd"].value == 1e12
 
 
