@@ -361,7 +361,9 @@ class RiskDetector:
         examples = labels.observe(now, bad)
         if arrears.pending:
             examples += arrears.observe(now, severe)
-        if (arrears.bad and not severe) or (not bad and not arrears.pending):
+        if (arrears.bad and not severe) or (
+            not bad and not arrears.pending and arrears.last_snapshot_ms is not None
+        ):
             arrears.reset_after_cure()  # back below severe_dpd; or out of arrears, nothing held
         if (
             snapshot
