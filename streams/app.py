@@ -19,6 +19,8 @@ from sinks.delivery import Delivery
 from sinks.notifications import NotificationSink
 from sinks.redis import RedisLayout, redis_sink
 from streams import faust_fixes, health, web
+from streams.changelog import ChangelogWriter
+from streams.dead_lettering import DeadLetterWriter, KafkaLetterBox
 from streams.lane import FastLane
 from streams.pipeline import Pipeline
 from streams.records import decoders
@@ -58,7 +60,6 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     inputs = app.topic(*settings.topics.inputs, partitions=settings.partitions, **raw)
-    deadletter = app.topic(settings.topics.deadletter, partitions=settings.partitions, **raw)
     table = app.Table(
         "customers",
         partitions=settings.partitions,
@@ -85,7 +86,12 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
         model_source=model_source,
         decoders=decoders(settings.topics),
         table=table,
-        deadletter_topic=deadletter,
+        dead_letters=DeadLetterWriter(
+            KafkaLetterBox(settings, lambda: app.producer._ensure_producer()),  # type: ignore[attr-defined]
+            note=table.get,
+            save_notes=lambda writes: ChangelogWriter(table).write(writes, delivered=True),
+            max_message_bytes=settings.max_message_bytes,
+        ),
         highwater=lambda tp: _highwater(app, tp),
         committed=lambda tp: _committed(app, tp),
         watchdog=CommitWatchdog(

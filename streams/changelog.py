@@ -1,6 +1,6 @@
 """The pipeline's table writes: the local store, then one produce batch per changelog partition.
 
-Every write goes this way: a batch's states, sweep agenda and clock, and dead-letter markers.
+Every write goes this way: a batch's states, sweep agenda and clock, and dead-letter notes.
 
 Faust writes a table key through ``Table.__setitem__``: the store, then ``send_changelog`` (a
 future message, the producer buffer's queue and task, one aiokafka ``send`` per key). For a batch
@@ -31,9 +31,10 @@ class ChangelogWriter:
     def __init__(self, table: Any) -> None:
         self.table = table
 
-    async def write(self, writes: Sequence[Write]) -> None:
-        """Apply ``writes`` (values None delete) to the store and send them to the changelog.
-        Each write's ``anchor`` is the input message whose partition the key belongs to."""
+    async def write(self, writes: Sequence[Write], delivered: bool = False) -> None:
+        """Apply ``writes`` (values None delete) to the store and send them to the changelog;
+        with ``delivered``, return only once the broker has them. Each write's ``anchor`` is
+        the input message whose partition the key belongs to."""
         if not writes:
             return
         store = self.table.data
@@ -51,24 +52,31 @@ class ChangelogWriter:
             by_partition.setdefault(write.anchor.partition, []).append(write)
         producer = self.table.app.producer._ensure_producer()
         topic = self.table.changelog_topic.get_topic_name()
+        sent = []
         for partition, items in by_partition.items():
-            await self._send(producer, topic, partition, items)
+            sent += await self._send(producer, topic, partition, items)
+        if delivered:
+            await asyncio.gather(*sent)
 
-    async def _send(self, producer: Any, topic: str, partition: int, items: list[Write]) -> None:
+    async def _send(
+        self, producer: Any, topic: str, partition: int, items: list[Write]
+    ) -> list[asyncio.Future[Any]]:
         tp = TP(topic, partition)
         store = self.table.data
         records = [(write.key, write.value) for write in items]
-        for delivered, count in await produce_batches(producer, topic, partition, records):
+        sent = await produce_batches(producer, topic, partition, records)
+        for delivered, count in sent:
 
             def persisted(future: asyncio.Future[Any], count: int = count) -> None:
                 if not future.cancelled() and future.exception() is None:
                     store.set_persisted_offset(tp, future.result().offset + count - 1)
 
             delivered.add_done_callback(persisted)
+        return [delivered for delivered, _ in sent]
 
 
 async def produce_batches(
-    producer: Any, topic: str, partition: int, records: Sequence[tuple[bytes, bytes | None]]
+    producer: Any, topic: str, partition: int, records: Sequence[tuple[bytes | None, bytes | None]]
 ) -> list[tuple[asyncio.Future[Any], int]]:
     """Hand ``records`` (key, value) to ``producer`` (aiokafka's) as few batches for one
     partition, in order; returns each batch's delivery future and record count. Nothing is
@@ -81,7 +89,7 @@ async def produce_batches(
             sent.append(await _submit(producer, batch, topic, partition, count))
             batch, count = producer.create_batch(), 0
             if batch.append(key=key, value=value, timestamp=None) is None:
-                raise ValueError(f"record for {key[:64]!r} exceeds a batch of {topic}")
+                raise ValueError(f"record for {(key or b'')[:64]!r} exceeds a batch of {topic}")
         count += 1
     if count:
         sent.append(await _submit(producer, batch, topic, partition, count))

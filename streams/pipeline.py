@@ -3,7 +3,8 @@ event time, call the detector, deliver, write state, then ack.
 
 The guarantees live here, in this order, for every batch:
 
-1. bad messages are written to the dead-letter topic (never dropped, never fatal);
+1. bad messages are written to the dead-letter topic, once each (never dropped, never fatal;
+   ``streams.dead_lettering``);
 2. good events are applied in event-time merge order, with the event-time sweep they drive
    (``streams.applier``); a redelivered event is skipped by the per-topic offset in the
    customer's state;
@@ -33,15 +34,16 @@ import structlog
 from aiokafka.partitioner import DefaultPartitioner
 
 from detectors.engine import RiskDetector
-from detectors.events import Feedback, Source
+from detectors.events import Feedback
 from detectors.labels import LabelledExample
 from detectors.model import ModelParams, ParamScorer
 from sinks.delivery import Delivery
-from streams.applier import BatchResult, StateCache, Write, apply_batch
+from streams.applier import BatchResult, StateCache, apply_batch
 from streams.changelog import ChangelogWriter, produce_batches
+from streams.dead_lettering import DeadLetterWriter
 from streams.lane import FastLane
 from streams.merge import EventTimeMerger, Pending, merge_key, undecodable
-from streams.records import DecodeError, Decoder, dead_letter, decode, not_after
+from streams.records import DecodeError, Decoder, decode, not_after
 from streams.watchdog import CommitWatchdog
 
 log = structlog.get_logger(__name__)
@@ -73,7 +75,7 @@ class Pipeline:
         decoders: dict[str, Decoder],
         lane: FastLane,
         table: Any,
-        deadletter_topic: Any,
+        dead_letters: DeadLetterWriter,
         training_topic: Any,
         model_source: Callable[[], bytes | None] | None,
         highwater: Callable[[tuple[str, int]], int | None],
@@ -94,7 +96,7 @@ class Pipeline:
         self.lane = lane
         self.table = table
         self.changelog = ChangelogWriter(table)
-        self.deadletter_topic = deadletter_topic
+        self.dead_letters = dead_letters
         self.training_topic = training_topic
         self.model_source = model_source
         self._model_raw: bytes | None = None
@@ -149,6 +151,7 @@ class Pipeline:
             with suppress(asyncio.CancelledError):
                 await guard
             await self.delivery.close()
+            await self.dead_letters.close()
 
     async def _report(self) -> None:
         """Every few seconds: progress in the log, and the commit watchdog's look."""
@@ -189,9 +192,11 @@ class Pipeline:
             return
         self._follow_model()
         ready = [item for item in released if item.error is None]
-        for item in released:
-            if item.error is not None:
-                await self._dead_letter(item.handle, item.error)
+        bad = [(item.handle, item.error) for item in released if item.error is not None]
+        if bad:
+            letters = await self.dead_letters.write(bad)
+            self.counters.dead_letters += letters.written
+            self.counters.skipped += letters.skipped
         try:
             outcome = apply_batch(self.detector, self.table.get, ready, self.cache)
             await self._send_examples(outcome.examples)
@@ -301,30 +306,6 @@ class Pipeline:
             by_partition.setdefault(partition, []).append((key, value))
         for partition, records in by_partition.items():
             await produce_batches(producer, topic, partition, records)
-
-    async def _dead_letter(self, message: Any, error: DecodeError) -> None:
-        """Write one dead letter, once: a per-partition marker in the table remembers the last
-        offset dead-lettered, so a redelivered bad message is not written again."""
-        marker = f"\x00deadletter:{message.topic}:{message.partition}".encode()
-        done = self.table.get(marker)
-        if done is not None and message.offset <= int(done):
-            self.counters.skipped += 1
-            return
-        source = Source(message.topic, message.partition, message.offset)
-        cap = self.max_message_bytes  # a dead letter must fit where its input did not
-        key = None if message.key is None else message.key[:cap]
-        record = dead_letter(message.value, message.key, source, error, datetime.now(UTC), cap)
-        await self.deadletter_topic.send(key=key, value=record)
-        await self.changelog.write([Write(marker, str(message.offset).encode(), message)])
-        self.counters.dead_letters += 1
-        log.warning(
-            "dead_letter",
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            error_code=error.code.value,
-            error=error.message,
-        )
 
 
 async def _refuse(stream: Any) -> None:
