@@ -7,6 +7,7 @@ import math
 import random
 import re
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -31,7 +32,7 @@ from detectors.events import (
 )
 from detectors.repayment import DaysPastDue
 from detectors.scorecard import Contribution, Scored
-from detectors.state import CustomerState
+from detectors.state import FEATURE_NAMES, CustomerState
 from detectors.transactions import AccountConduct, SpendSpike
 from tests.unit.contract import only_json_values
 
@@ -482,6 +483,27 @@ def test_customer_state_is_small() -> None:
     """One customer's encoded state stays under 1 KB."""
     _, state = _realistic_state()
     assert len(state.encode()) < 1024
+
+
+def test_a_delinquent_customers_long_state_is_stored_deflated_under_1_kb() -> None:
+    """Snapshots held before and in arrears (three in all, every feature nonzero) take the JSON
+    past 1 KB; it is stored deflated, and decodes to the same state."""
+    assert CustomerState("c1").encode()[:1] == b"{"
+    _, state = _realistic_state()
+    start = state.watermark
+    features = {name: 1234.567 + i / 7 for i, name in enumerate(FEATURE_NAMES)}
+    assert state.labels.snapshot(start + timedelta(days=31), features)
+    assert state.labels.snapshot(start + timedelta(days=62), features)
+    negated = {name: -value for name, value in features.items()}
+    assert state.arrears.snapshot(start + timedelta(days=93), negated)
+    raw = state.encode()
+    assert raw[:1] == b"z"
+    assert len(zlib.decompress(raw[1:])) > 1024
+    assert len(raw) < 1000
+    decoded = CustomerState.decode(raw)
+    assert decoded.encode() == raw
+    assert decoded.labels.pending == state.labels.pending
+    assert decoded.arrears.pending == state.arrears.pending
 
 
 def test_customer_state_rejects_unknown_version() -> None:
