@@ -15,9 +15,11 @@ delivered before its letters are sent:
 A bad message at or below ``confirmed`` is skipped, one above ``intent`` is new. One in between
 is in doubt (it was redelivered after a crash or handover), and the dead-letter topic answers:
 its partition is read from ``start`` (only the letters written since that intent) and the letters
-missing there are written, under the same intent. Writing a new intent confirms the old one: a
+missing there are written, under the same intent (delivered again first: an attempt that failed
+may have left it in the local store only). Writing a new intent confirms the old one: a
 partition's messages are released in offset order, so every message up to the old intent has
-been settled by then.
+been settled by then. A broker error retries the whole batch of bad messages, with backoff; the
+notes make the retry write nothing twice.
 
 Costs: a batch with new bad messages waits for two deliveries (the notes, then the letters); a
 batch with messages in doubt reads a few records of the dead-letter topic first.
@@ -35,6 +37,7 @@ from typing import Any, Protocol
 import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from config.settings import Settings
 from detectors.events import Source
@@ -101,18 +104,35 @@ class DeadLetterWriter:
         note: Callable[[bytes], bytes | None],
         save_notes: Callable[[list[Write]], Awaitable[None]],
         max_message_bytes: int,
+        retry_max_s: float = 10.0,
     ) -> None:
         self.box = box
         self.note = note
         self.save_notes = save_notes  # must return once the notes are delivered
         self.max_message_bytes = max_message_bytes
+        self.retry_max_s = retry_max_s
 
     async def write(self, bad: list[Bad]) -> Outcome:
         """Dead-letter ``bad`` (message, error) once each; messages in offset order per
-        topic partition, as the merger releases them."""
+        topic partition, as the merger releases them. A broker error retries the whole, with
+        backoff, until it goes through: the notes make a retry write nothing twice. (A letter
+        delivered by an attempt that then failed counts as skipped.)"""
+        delay = 0.1
+        while True:
+            try:
+                return await self._write(bad)
+            except KafkaError as exc:
+                log.warning("dead_letters_retry", error=repr(exc)[:200], retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+
+    async def _write(self, bad: list[Bad]) -> Outcome:
         by_source: dict[tuple[str, int], list[Bad]] = {}
+        seen: set[Coordinates] = set()  # a message fetched twice (around a rebalance): once
         for item in bad:
-            by_source.setdefault((item[0].topic, item[0].partition), []).append(item)
+            if _coordinates(item[0]) not in seen:
+                seen.add(_coordinates(item[0]))
+                by_source.setdefault((item[0].topic, item[0].partition), []).append(item)
         doubts: dict[tuple[int, int], list[Bad]] = {}
         fresh: dict[tuple[str, int], tuple[Note, list[Bad]]] = {}
         for (topic, partition), items in by_source.items():
@@ -125,6 +145,14 @@ class DeadLetterWriter:
                 elif offset > note.intent:
                     fresh.setdefault((topic, partition), (note, []))[1].append(item)
         missing = await self._missing(doubts)
+        if missing:  # their notes may be in the store only (an attempt that failed): deliver
+            notes = {(m.topic, m.partition): m for items in missing.values() for m, _ in items}
+            await self.save_notes(
+                [
+                    Write(note_key(*place), self.note(note_key(*place)), m)
+                    for place, m in notes.items()
+                ]
+            )
         await self._send([(partition, items) for (partition, _), items in missing.items()])
         await self._intend(fresh)
         new = [(await self._partition_for(p), items) for (_, p), (_, items) in fresh.items()]
@@ -157,7 +185,7 @@ class DeadLetterWriter:
             target = await self._partition_for(partition)
             note = Note(
                 confirmed=old.intent,
-                intent=items[-1][0].offset,
+                intent=max(message.offset for message, _ in items),
                 partition=target,
                 start=await self.box.start(target),
             )

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 
 from streams.applier import Write
 from streams.dead_lettering import Coordinates, DeadLetterWriter, Note, note_key
@@ -149,3 +150,50 @@ def test_a_note_from_before_intents_still_skips_what_it_covers() -> None:
     assert run(w, [bad("tx", 0, 12), bad("tx", 0, 13)]) == (1, 1)
     assert box.coordinates() == [("tx", 0, 13)]
     assert box.reads == 0
+
+
+def test_a_broker_error_is_retried_and_writes_nothing_twice() -> None:
+    """Sends that deliver and then time out (the answer lost) are retried until one goes
+    through; each letter is on the topic once."""
+    box, notes = MemoryBox(), Notes()
+    flaky = LostAnswers(box, failures=2)
+    w = DeadLetterWriter(flaky, notes.data.get, notes.save, max_message_bytes=1024, retry_max_s=0)
+    written, skipped = run(w, [bad("tx", 0, 5), bad("rp", 1, 2)])
+    assert flaky.failures == 0 and written + skipped == 2
+    assert box.coordinates() == [("rp", 1, 2), ("tx", 0, 5)]
+    assert run(w, [bad("tx", 0, 5), bad("rp", 1, 2)]) == (0, 2)
+
+
+class LostAnswers:
+    """A letter box whose first ``failures`` sends deliver their letters, then fail, as a
+    produce whose answer timed out does."""
+
+    def __init__(self, inner: MemoryBox, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    async def partitions(self) -> int:
+        return await self.inner.partitions()
+
+    async def start(self, partition: int) -> int:
+        return await self.inner.start(partition)
+
+    async def sources(self, partition: int, start: int) -> set[Coordinates]:
+        return await self.inner.sources(partition, start)
+
+    async def send(self, partition: int, letters: list[tuple[bytes | None, bytes]]) -> None:
+        await self.inner.send(partition, letters)
+        if self.failures:
+            self.failures -= 1
+            raise KafkaTimeoutError()
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_message_twice_in_one_batch_is_written_once() -> None:
+    """Around a rebalance a fetched message can reach the merge twice."""
+    box, notes = MemoryBox(), Notes()
+    w = writer(box, notes)
+    assert run(w, [bad("rp", 0, 347), bad("tx", 0, 2), bad("rp", 0, 347)]) == (2, 1)
+    assert box.coordinates() == [("rp", 0, 347), ("tx", 0, 2)]
