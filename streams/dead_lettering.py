@@ -92,7 +92,7 @@ class LetterBox(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class Lettered:
     written: int
     skipped: int  # already dead-lettered (a redelivery)
 
@@ -112,7 +112,7 @@ class DeadLetterWriter:
         self.max_message_bytes = max_message_bytes
         self.retry_max_s = retry_max_s
 
-    async def write(self, bad: list[Bad]) -> Outcome:
+    async def write(self, bad: list[Bad]) -> Lettered:
         """Dead-letter ``bad`` (message, error) once each; messages in offset order per
         topic partition, as the merger releases them. A broker error retries the whole, with
         backoff, until it goes through: the notes make a retry write nothing twice. (A letter
@@ -126,7 +126,7 @@ class DeadLetterWriter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
 
-    async def _write(self, bad: list[Bad]) -> Outcome:
+    async def _write(self, bad: list[Bad]) -> Lettered:
         by_source: dict[tuple[str, int], list[Bad]] = {}
         seen: set[Coordinates] = set()  # a message fetched twice (around a rebalance): once
         for item in bad:
@@ -158,7 +158,7 @@ class DeadLetterWriter:
         new = [(await self._partition_for(p), items) for (_, p), (_, items) in fresh.items()]
         await self._send(new)
         written = sum(map(len, missing.values())) + sum(len(items) for _, items in new)
-        return Outcome(written=written, skipped=len(bad) - written)
+        return Lettered(written=written, skipped=len(bad) - written)
 
     async def _missing(
         self, doubts: dict[tuple[int, int], list[Bad]]
