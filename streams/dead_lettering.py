@@ -113,8 +113,7 @@ class DeadLetterWriter:
         self.retry_max_s = retry_max_s
 
     async def write(self, bad: list[Bad]) -> Lettered:
-        """Dead-letter ``bad`` (message, error) once each; messages in offset order per
-        topic partition, as the merger releases them. A broker error retries the whole, with
+        """Dead-letter ``bad`` (message, error) once each. A broker error retries the whole, with
         backoff, until it goes through: the notes make a retry write nothing twice. (A letter
         delivered by an attempt that then failed counts as skipped.)"""
         delay = 0.1
@@ -128,11 +127,9 @@ class DeadLetterWriter:
 
     async def _write(self, bad: list[Bad]) -> Lettered:
         by_source: dict[tuple[str, int], list[Bad]] = {}
-        seen: set[Coordinates] = set()  # a message fetched twice (around a rebalance): once
-        for item in bad:
-            if _coordinates(item[0]) not in seen:
-                seen.add(_coordinates(item[0]))
-                by_source.setdefault((item[0].topic, item[0].partition), []).append(item)
+        unique = {_coordinates(item[0]): item for item in bad}  # a message fetched twice
+        for coordinates in sorted(unique):  # (around a rebalance) is written once
+            by_source.setdefault(coordinates[:2], []).append(unique[coordinates])
         doubts: dict[tuple[int, int], list[Bad]] = {}
         fresh: dict[tuple[str, int], tuple[Note, list[Bad]]] = {}
         for (topic, partition), items in by_source.items():
@@ -154,8 +151,7 @@ class DeadLetterWriter:
                 ]
             )
         await self._send([(partition, items) for (partition, _), items in missing.items()])
-        await self._intend(fresh)
-        new = [(await self._partition_for(p), items) for (_, p), (_, items) in fresh.items()]
+        new = await self._intend(fresh)
         await self._send(new)
         written = sum(map(len, missing.values())) + sum(len(items) for _, items in new)
         return Lettered(written=written, skipped=len(bad) - written)
@@ -179,22 +175,24 @@ class DeadLetterWriter:
                 missing[(partition, start)] = absent
         return missing
 
-    async def _intend(self, fresh: dict[tuple[str, int], tuple[Note, list[Bad]]]) -> None:
-        writes = []
+    async def _intend(
+        self, fresh: dict[tuple[str, int], tuple[Note, list[Bad]]]
+    ) -> list[tuple[int, list[Bad]]]:
+        """Deliver the new intents; returns the new letters by their dead-letter partition."""
+        writes, letters = [], []
         for (topic, partition), (old, items) in fresh.items():
-            target = await self._partition_for(partition)
+            target = partition % await self.box.partitions()
             note = Note(
                 confirmed=old.intent,
-                intent=max(message.offset for message, _ in items),
+                intent=items[-1][0].offset,  # items in offset order
                 partition=target,
                 start=await self.box.start(target),
             )
             writes.append(Write(note_key(topic, partition), note.encode(), items[-1][0]))
+            letters.append((target, items))
         if writes:
             await self.save_notes(writes)
-
-    async def _partition_for(self, source_partition: int) -> int:
-        return source_partition % await self.box.partitions()
+        return letters
 
     async def _send(self, letters: list[tuple[int, list[Bad]]]) -> None:
         by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
