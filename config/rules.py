@@ -53,6 +53,7 @@ class ModelRules:
     severe_dpd: int = 90
     horizon_days: int = 90
     snapshot_every_days: int = 30
+    warmup_days: int = 0
     min_labels: int = 200
     full_weight_labels: int = 2000
 
@@ -199,6 +200,7 @@ def _model_rules(table: Any) -> ModelRules:
             "severe_dpd",
             "horizon_days",
             "snapshot_every_days",
+            "warmup_days",
             "min_labels",
             "full_weight_labels",
         )
@@ -206,8 +208,10 @@ def _model_rules(table: Any) -> ModelRules:
     unknown = set(table) - set(values)
     if unknown:
         raise RulesError(f"model: unknown keys {sorted(unknown)}")
-    if min(values.values()) < 1:
-        raise RulesError("model: every value must be at least 1")
+    if min(v for name, v in values.items() if name != "warmup_days") < 1:
+        raise RulesError("model: every value but warmup_days must be at least 1")
+    if values["warmup_days"] < 0:
+        raise RulesError("model: warmup_days must be at least 0")
     if values["severe_dpd"] <= values["bad_dpd"]:
         raise RulesError("model: severe_dpd must be above bad_dpd")
     if values["full_weight_labels"] < values["min_labels"]:

@@ -100,12 +100,14 @@ class RiskDetector:
     def new_state(self, customer_id: str) -> CustomerState:
         rules = self.rules.model
         return CustomerState(
-            customer_id=customer_id, labels=default_labels(rules), arrears=default_labels(rules)
+            customer_id=customer_id,
+            labels=default_labels(rules),
+            arrears=default_labels(rules, warmup=False),
         )
 
     def decode_state(self, raw: bytes) -> CustomerState:
         rules = self.rules.model
-        return CustomerState.decode(raw, default_labels(rules), default_labels(rules))
+        return CustomerState.decode(raw, default_labels(rules), default_labels(rules, warmup=False))
 
     def apply(self, state: CustomerState, event: Event, source: Source) -> Applied:
         """Fold ``event`` into ``state`` (in place) and return the alerts it triggers."""

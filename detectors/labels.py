@@ -163,6 +163,7 @@ class LabelMaturer:
         max_pending: int = 4,
         horizon_days: float = 90.0,
         significant_digits: int | None = 6,
+        warmup_days: float = 0.0,
     ) -> None:
         if len(set(feature_names)) != len(feature_names):
             raise ValueError("feature_names: duplicate names")
@@ -170,6 +171,8 @@ class LabelMaturer:
             raise ValueError("max_pending must be at least 1")
         if not (snapshot_every_days > 0 and horizon_days > 0):
             raise ValueError("snapshot_every_days and horizon_days must be positive")
+        if not warmup_days >= 0:
+            raise ValueError("warmup_days must be at least 0")
         if significant_digits is not None and not 1 <= significant_digits <= 17:
             raise ValueError("significant_digits must be 1..17 or None")
         self.feature_names = tuple(feature_names)
@@ -177,6 +180,8 @@ class LabelMaturer:
         self.max_pending = max_pending
         self.horizon_days = horizon_days
         self.significant_digits = significant_digits
+        self.warmup_days = warmup_days
+        self._warmup_ms = round(warmup_days * DAY_MS)
         self._every_ms = round(snapshot_every_days * DAY_MS)
         self._horizon_ms = round(horizon_days * DAY_MS)
         self._fingerprint = hashlib.sha256("\x1f".join(self.feature_names).encode()).hexdigest()[:8]
@@ -185,6 +190,7 @@ class LabelMaturer:
         ] = []  # (snapshot epoch ms, values), oldest first
         self.positive: set[int] = set()  # held snapshots already known to be positives
         self.last_snapshot_ms: int | None = None
+        self.first_ms: int | None = None  # the first scoring offered, when warming up
         self.bad = False
         self.dropped = 0  # snapshots pushed out because max_pending were held
         self._compacted: dict[int, list[float | int]] = {}  # to_state's rows, by snapshot ms
@@ -197,6 +203,7 @@ class LabelMaturer:
             "max_pending": self.max_pending,
             "horizon_days": self.horizon_days,
             "significant_digits": self.significant_digits,
+            "warmup_days": self.warmup_days,
         }
 
     def clone(self) -> LabelMaturer:
@@ -214,14 +221,16 @@ class LabelMaturer:
     def snapshot(self, now: datetime, features: Mapping[str, float]) -> bool:
         """Keep ``features`` (scored at ``now``) if a snapshot is due; True when kept.
 
-        Due when the customer is not bad and ``snapshot_every_days`` have passed since the last
-        kept snapshot. If ``max_pending`` are already held, the oldest is dropped (and counted in
-        ``dropped``): it is the one nearest to maturing, and newer ones still cover the horizon.
+        Due when the customer is not bad, ``warmup_days`` have passed since the first scoring
+        offered (a new customer's windows are still filling), and ``snapshot_every_days`` have
+        passed since the last kept snapshot. If ``max_pending`` are already held, the oldest is
+        dropped (and counted in ``dropped``): it is the one nearest to maturing, and newer ones
+        still cover the horizon.
         Names outside ``feature_names`` are ignored; missing ones are stored as 0.0.
         """
-        if self.bad:
-            return False
         now_ms = _to_ms(now)
+        if self._warming_up(now_ms) or self.bad:
+            return False
         if self.last_snapshot_ms is not None and now_ms - self.last_snapshot_ms < self._every_ms:
             return False
         values = [self.quantise(features.get(name, 0.0)) for name in self.feature_names]
@@ -232,6 +241,14 @@ class LabelMaturer:
         self.pending.append((now_ms, values))
         self.last_snapshot_ms = now_ms
         return True
+
+    def _warming_up(self, now_ms: int) -> bool:
+        """True for ``warmup_days`` from the first call (the customer's first scoring)."""
+        if not self._warmup_ms:
+            return False
+        if self.first_ms is None:
+            self.first_ms = now_ms
+        return now_ms - self.first_ms < self._warmup_ms
 
     def observe(self, now: datetime, bad: bool) -> list[LabelledExample]:
         """Mature what ``now`` decides, oldest first.
@@ -304,6 +321,8 @@ class LabelMaturer:
             state["b"] = 1
         if self.dropped:
             state["d"] = self.dropped
+        if self.first_ms is not None:
+            state["f"] = self.first_ms
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -318,6 +337,11 @@ class LabelMaturer:
                 self.last_snapshot_ms = pending[-1][0] if pending else None
             self.bad = bool(state.get("b", 0))
             self.dropped = int(state.get("d", 0))
+            first = state.get("f")
+            kept = pending[0][0] if pending else self.last_snapshot_ms
+            if first is None and self._warmup_ms and kept is not None:
+                first = kept - self._warmup_ms  # from before warm-ups: warmed by its snapshot
+            self.first_ms = None if first is None else int(first)
             fingerprint = state["k"]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"bad label maturer state: {exc!r}") from None

@@ -57,13 +57,15 @@ SNAPSHOT_DIGITS = 4
 before and in arrears are the largest part of a delinquent customer's state."""
 
 
-def default_labels(rules: ModelRules | None = None) -> LabelMaturer:
+def default_labels(rules: ModelRules | None = None, *, warmup: bool = True) -> LabelMaturer:
+    """A maturer as the rules configure it; ``warmup=False`` for snapshots taken in arrears."""
     rules = rules or ModelRules()
     return LabelMaturer(
         FEATURE_NAMES,
         snapshot_every_days=rules.snapshot_every_days,
         horizon_days=rules.horizon_days,
         significant_digits=SNAPSHOT_DIGITS,
+        warmup_days=rules.warmup_days if warmup else 0.0,
     )
 
 

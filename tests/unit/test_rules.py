@@ -122,6 +122,10 @@ def _unknown_state_key(d: dict[str, Any]) -> None:
     d["state"]["ttl"] = 3
 
 
+def _negative_warmup(d: dict[str, Any]) -> None:
+    d["model"]["warmup_days"] = -1
+
+
 @pytest.mark.parametrize(
     ("change", "names"),
     [
@@ -135,6 +139,7 @@ def _unknown_state_key(d: dict[str, Any]) -> None:
         (_bool_cap, ["scorecard.features.dpd.cap"]),
         (_ttl_below_horizon, ["state.idle_ttl_days", "horizon_days"]),
         (_unknown_state_key, ["state", "ttl"]),
+        (_negative_warmup, ["model", "warmup_days"]),
     ],
 )
 def test_parse_rules_errors_name_the_field(change: Any, names: list[str]) -> None:
