@@ -44,6 +44,13 @@ DEFAULT_LR = 0.005
 correlated runs; a step of 0.02 chased them: on the UCI Taiwan file the customers' prequential
 ROC AUC rose from 0.694 to 0.715 over its first 9,280 customers with 0.005 (0.718 with 0.002)."""
 DEFAULT_L2 = 1e-4
+AVERAGE_OVER = 50_000
+"""The weights scored are a running average of SGD's iterates over about this many labels
+(Polyak averaging: each label moves the average by ``1 / min(n, AVERAGE_OVER)``). One customer's
+snapshots come in correlated runs and the iterate chases them; its average is steadier and still
+follows drift at this pace. On the UCI Taiwan file (`ews backtest`, rules with a 90-day warm-up)
+the customers' prequential ROC AUC rose from 0.748 to 0.752. On a short stream the average trails
+the iterate: young weights are smaller, which a young model can afford."""
 INDICATOR = "!=0"
 """Suffix of a feature's nonzero indicator; input names may not end with it."""
 
@@ -303,9 +310,11 @@ class OnlineRiskModel:
     """The trainer: ``StandardScaler`` → clip ``±Z_CLIP`` → ``LogisticRegression``, then Platt.
 
     Learning is prequential: callers score an example before they learn it, and the calibrator
-    learns from the logit the model gave *before* it saw the label. Constant-rate SGD has no
-    optimiser state, so :meth:`params` (plus the calibrator window in :meth:`to_state`) is the
-    whole model and a restored trainer continues exactly as the original would have.
+    learns from the logit the model gave *before* it saw the label. SGD runs at a constant rate;
+    the weights scored and published are the running average of its iterates (see
+    :data:`AVERAGE_OVER`). Constant-rate SGD has no optimiser state, so :meth:`params`, the
+    iterate and the calibrator window (:meth:`to_state`) are the whole model, and a restored
+    trainer continues exactly as the original would have.
     """
 
     def __init__(
@@ -313,17 +322,23 @@ class OnlineRiskModel:
         lr: float = DEFAULT_LR,
         l2: float = DEFAULT_L2,
         intercept_lr: float = DEFAULT_LR,
+        average_over: int = AVERAGE_OVER,
         calibrator: PlattCalibrator | None = None,
     ) -> None:
+        if average_over < 1:
+            raise ValueError(f"average_over must be at least 1, got {average_over}")
         self.lr = lr
         self.l2 = l2
         self.intercept_lr = intercept_lr
+        self.average_over = average_over
         self.calibrator = calibrator if calibrator is not None else PlattCalibrator()
         self._scaler = preprocessing.StandardScaler()
         self._lr = linear_model.LogisticRegression(
             optimizer=optim.SGD(lr), l2=l2, intercept_lr=intercept_lr
         )
         self._names: list[str] = []  # sorted, so the order never depends on the input's order
+        self._weights: dict[str, float] = {}  # the averaged weights scored, by feature
+        self._intercept = 0.0  # and the averaged intercept
         self._n = 0
         self._negatives = 0
         self._human = 0
@@ -331,7 +346,12 @@ class OnlineRiskModel:
     @property
     def hyperparams(self) -> dict[str, Any]:
         """Constructor arguments (River's ``_get_params`` idea), so ``clone`` starts fresh."""
-        return {"lr": self.lr, "l2": self.l2, "intercept_lr": self.intercept_lr}
+        return {
+            "lr": self.lr,
+            "l2": self.l2,
+            "intercept_lr": self.intercept_lr,
+            "average_over": self.average_over,
+        }
 
     def clone(self) -> OnlineRiskModel:
         return OnlineRiskModel(**self.hyperparams, calibrator=self.calibrator.clone())
@@ -357,9 +377,9 @@ class OnlineRiskModel:
         return {k: _clip(v) for k, v in scaled.items()}
 
     def logit(self, features: Mapping[str, float]) -> float:
-        """The raw log-odds before calibration."""
+        """The raw log-odds before calibration, from the averaged weights."""
         z = self._standardised(self._full(features))
-        return float(utils.math.dot(self._lr.weights, z)) + float(self._lr.intercept)
+        return float(utils.math.dot(self._weights, z)) + self._intercept
 
     def predict_proba(self, features: Mapping[str, float], *, calibrated: bool = True) -> float:
         """Probability of going bad; calibrated unless ``calibrated=False``."""
@@ -388,12 +408,22 @@ class OnlineRiskModel:
         self._scaler.learn_one(x)  # type: ignore[no-untyped-call]
         self._lr.learn_one(self._standardised(x), bool(label))
         self._n += 1
+        self._average()
         self._negatives += 0 if label else 1
         self._human += 1 if human else 0
 
+    def _average(self) -> None:
+        """Move the scored weights toward SGD's new iterate by ``1 / min(n, average_over)``."""
+        step = 1.0 / min(self._n, self.average_over)
+        iterate, averaged = self._lr.weights, self._weights
+        for name in self._names:
+            mean = averaged.get(name, 0.0)
+            averaged[name] = mean + step * (float(iterate.get(name, 0.0)) - mean)
+        self._intercept += step * (float(self._lr.intercept) - self._intercept)
+
     def params(self, version: str) -> ModelParams:
-        """Export everything a :class:`ParamScorer` needs, exactly."""
-        weights = self._lr.weights
+        """Export everything a :class:`ParamScorer` needs, exactly: the averaged weights."""
+        weights = self._weights
         return ModelParams(
             version=version,
             n_labels=self._n,
@@ -401,7 +431,7 @@ class OnlineRiskModel:
             means={n: float(self._scaler.means[n]) for n in self._names},
             variances={n: float(self._scaler.vars[n]) for n in self._names},
             weights={n: float(weights.get(n, 0.0)) for n in self._names},
-            intercept=float(self._lr.intercept),
+            intercept=self._intercept,
             calibration=(float(self.calibrator.a), float(self.calibrator.b)),
             n_negatives=self._negatives,
             n_human_labels=self._human,
@@ -414,20 +444,30 @@ class OnlineRiskModel:
         lr: float = DEFAULT_LR,
         l2: float = DEFAULT_L2,
         intercept_lr: float = DEFAULT_LR,
+        average_over: int = AVERAGE_OVER,
         calibrator: PlattCalibrator | None = None,
     ) -> OnlineRiskModel:
         """A trainer that predicts exactly as the one that exported ``params``.
 
-        The calibrator restarts with ``(a, b)`` and an empty window (it keeps them until it has
-        ``min_examples`` new labels); use :meth:`to_state` for a bit-exact trainer restart.
+        SGD resumes from the published (averaged) weights. The calibrator restarts with
+        ``(a, b)`` and an empty window (it keeps them until it has ``min_examples`` new
+        labels); use :meth:`to_state` for a bit-exact trainer restart.
         """
-        model = cls(lr=lr, l2=l2, intercept_lr=intercept_lr, calibrator=calibrator)
+        model = cls(
+            lr=lr,
+            l2=l2,
+            intercept_lr=intercept_lr,
+            average_over=average_over,
+            calibrator=calibrator,
+        )
         model._load_params(params)
         model.calibrator.a, model.calibrator.b = params.calibration
         model.calibrator.n = params.n_labels
         return model
 
-    def _load_params(self, params: ModelParams) -> None:
+    def _load_params(self, params: ModelParams, iterate: Any = None) -> None:
+        """Load published parameters; SGD's ``iterate`` (weights and intercept, as
+        :meth:`to_state` writes it) if given, else the averaged ones."""
         self._names = sorted(params.feature_names)
         self._n = params.n_labels
         self._negatives = params.n_labels if params.n_negatives is None else params.n_negatives
@@ -436,17 +476,31 @@ class OnlineRiskModel:
             self._scaler.counts[name] = params.n_labels
             self._scaler.means[name] = params.means[name]
             self._scaler.vars[name] = params.variances[name]
+        self._weights = {n: params.weights[n] for n in self._names}
+        self._intercept = params.intercept
+        weights, intercept = self._weights, params.intercept
+        if iterate is not None:
+            if not isinstance(iterate, dict) or set(iterate["weights"]) != set(self._names):
+                raise ValueError("trainer state: the iterate's features differ from the params'")
+            weights = {n: _finite(v, f"iterate.{n}") for n, v in iterate["weights"].items()}
+            intercept = _finite(iterate["intercept"], "iterate.intercept")
         # River has no public weight setter; VectorDict is what LogisticRegression keeps.
-        self._lr._weights = utils.VectorDict({n: params.weights[n] for n in self._names})
-        self._lr.intercept = params.intercept
+        self._lr._weights = utils.VectorDict(dict(weights))
+        self._lr.intercept = intercept
         self._lr.optimizer.n_iterations = params.n_labels
 
     def to_state(self) -> dict[str, Any]:
-        """Exact JSON-able trainer state: hyperparameters, parameters and the calibrator."""
+        """Exact JSON-able trainer state: hyperparameters, parameters (averaged), SGD's iterate
+        and the calibrator."""
+        iterate = self._lr.weights
         return {
             "schema": STATE_SCHEMA,
             "config": {**self.hyperparams, "calibrator": self.calibrator.params},
             "params": self.params("state").to_dict(),
+            "iterate": {
+                "weights": {n: float(iterate.get(n, 0.0)) for n in self._names},
+                "intercept": float(self._lr.intercept),
+            },
             "calibrator": self.calibrator.to_state(),
         }
 
@@ -459,7 +513,7 @@ class OnlineRiskModel:
             config = dict(state["config"])
             calibrator = PlattCalibrator(**config.pop("calibrator"))
             model = cls(**config, calibrator=calibrator)
-            model._load_params(ModelParams.from_dict(state["params"]))
+            model._load_params(ModelParams.from_dict(state["params"]), state.get("iterate"))
             calibrator.load_state(state["calibrator"])
         except (KeyError, TypeError) as exc:
             raise ValueError(f"trainer state: bad or missing field {exc}") from None

@@ -24,7 +24,7 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from config.rules import load_rules
+from config.rules import DEFAULT_RULES, Rules, load_rules
 from config.settings import Settings, load_settings
 from detectors.engine import RiskDetector
 from sinks.redis import RedisLayout
@@ -399,3 +399,21 @@ def isolated_settings(kafka_bootstrap: str, redis_url: str, **extra: Any) -> Set
         "model_learning": False,
     }
     return load_settings({}, **{**values, **extra})
+
+
+def rules_without_warmup() -> Rules:
+    """The packaged rules with label snapshots from a customer's first scoring, for tests whose
+    streams are shorter than the warm-up plus the horizon."""
+    rules = load_rules()
+    return dataclasses.replace(rules, model=dataclasses.replace(rules.model, warmup_days=0))
+
+
+def rules_file_without_warmup(directory: Path) -> str:
+    """The packaged rules file with ``warmup_days = 0`` (see :func:`rules_without_warmup`),
+    written into ``directory``, for a worker to load."""
+    text = DEFAULT_RULES.read_text()
+    if "warmup_days = 90" not in text:
+        raise AssertionError("config/rules.toml no longer has warmup_days = 90")
+    path = directory / "rules-without-warmup.toml"
+    path.write_text(text.replace("warmup_days = 90", "warmup_days = 0"))
+    return str(path)

@@ -27,6 +27,7 @@ from tests.support import (
     read_topic,
     recorded,
     redis_alerts,
+    rules_file_without_warmup,
     wait_processed,
     wait_until,
 )
@@ -43,8 +44,10 @@ LONG_STREAM = generate(customers=60, days=180, seed=12, malformed=6)
 
 
 @pytest.fixture
-def settings(kafka: ApacheKafka, redis_server: RedisServer) -> Settings:
-    return isolated_settings(kafka.bootstrap, redis_server.url)
+def settings(kafka: ApacheKafka, redis_server: RedisServer, tmp_path: Path) -> Settings:
+    """No warm-up, so that labels mature within these streams' 150 and 180 days."""
+    rules = rules_file_without_warmup(tmp_path)
+    return isolated_settings(kafka.bootstrap, redis_server.url, rules_file=rules)
 
 
 def test_stream_yields_replayed_alerts_in_redis_and_on_the_topic(
@@ -77,7 +80,7 @@ def test_stream_yields_replayed_alerts_in_redis_and_on_the_topic(
         assert stored["level"] == alert.level.label
         assert stored["kind"] == alert.kind.value
         assert stored["reasons"] and len(stored["reasons"]) <= 4
-        assert stored["rules_version"] == "rules-3"
+        assert stored["rules_version"] == "rules-4"
 
 
 def test_bad_messages_land_in_the_dead_letter_topic_with_reasons(

@@ -13,6 +13,7 @@ from detectors.events import Source
 from detectors.labels import LabelledExample
 from streams.records import decode
 from streams.replay import replay
+from tests.support import rules_without_warmup
 from tests.unit.test_sweep import DECODERS, START, payment, spend
 
 MISSED = date(2025, 1, 10)
@@ -25,7 +26,7 @@ def _examples(customer: str, paid_on: date | None) -> list[LabelledExample]:
     if paid_on is not None:
         messages.append(payment(customer, 1, paid_on, "500.00", kind="payment"))
     messages += [spend(customer, START + timedelta(days=d, hours=12)) for d in range(240)]
-    result = replay(messages, DECODERS, RiskDetector(load_rules(), "scorecard-0"), 1)
+    result = replay(messages, DECODERS, RiskDetector(rules_without_warmup(), "scorecard-0"), 1)
     return sorted((e for _, e in result.examples), key=lambda e: e.snapshot_ts)
 
 
@@ -38,6 +39,19 @@ def test_snapshots_in_arrears_are_positives_when_the_customer_reaches_90_days() 
     assert before and all(e.label for e in before)
     assert arrears and all(30 <= e.features["dpd"] < 90 and e.label for e in arrears)
     assert all(e.features["dpd"] < 90 for e in examples)  # none kept at 90+ days
+
+
+def test_the_packaged_warm_up_holds_snapshots_in_arrears_too() -> None:
+    """With the packaged rules a customer's first snapshot, in arrears or not, comes 90 days
+    after their first scoring. The debtor is 30 days past due from day 39, inside the warm-up."""
+    messages = [payment("late", 1, MISSED, "0.00")]
+    messages += [spend("late", START + timedelta(days=d, hours=12)) for d in range(240)]
+    result = replay(messages, DECODERS, RiskDetector(load_rules(), "scorecard-0"), 1)
+    snapshots = sorted(e.snapshot_ts for _, e in result.examples)
+    assert load_rules().model.warmup_days == 90
+    assert snapshots and snapshots[0] >= START + timedelta(days=90, hours=12)
+    early = _examples("early", paid_on=None)  # the same debtor without a warm-up
+    assert early[0].snapshot_ts < START + timedelta(days=90)
 
 
 def test_snapshots_in_arrears_are_negatives_when_the_customer_pays() -> None:
@@ -54,7 +68,7 @@ def test_snapshots_in_arrears_are_negatives_when_the_customer_pays() -> None:
 
 def test_at_most_max_held_snapshots_are_held_in_all() -> None:
     """Before, in and after arrears, the state never holds more than ``MAX_HELD`` snapshots."""
-    detector = RiskDetector(load_rules(), "scorecard-0")
+    detector = RiskDetector(rules_without_warmup(), "scorecard-0")
     state = detector.new_state("c1")
     paid = MISSED + timedelta(days=50)
     messages = [payment("c1", 1, MISSED, "0.00"), payment("c1", 1, paid, "500.00", "payment")]

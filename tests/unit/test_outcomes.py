@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from config.rules import load_rules
 from config.settings import Topics
 from detectors.engine import RiskDetector
 from detectors.events import Outcome, OutcomeKind
 from streams.merge import merge_key
 from streams.records import DecodeError, ErrorCode, decode, decode_repayment, decoders
 from streams.replay import Recorded, replay
+from tests.support import rules_without_warmup
 from tests.unit.test_sweep import spend
 
 TOPICS = Topics()
@@ -67,7 +67,7 @@ def test_outcome_sorts_before_a_repayment_at_the_same_instant() -> None:
 
 
 def _labels(messages: list[Recorded]) -> list[tuple[float, bool]]:
-    result = replay(messages, DECODERS, RiskDetector(load_rules(), "scorecard-0"), 1)
+    result = replay(messages, DECODERS, RiskDetector(rules_without_warmup(), "scorecard-0"), 1)
     return [(example.delay_days, example.label) for _, example in result.examples]
 
 
@@ -85,7 +85,7 @@ def test_a_declared_default_makes_held_snapshots_positives() -> None:
 
 def test_a_cure_lifts_a_declared_default_and_snapshots_resume() -> None:
     """After ``cured`` snapshots resume; after ``closed`` no new snapshot is kept."""
-    detector = RiskDetector(load_rules(), "scorecard-0")
+    detector = RiskDetector(rules_without_warmup(), "scorecard-0")
     cured = [
         *monthly_spends("c1", 1),
         outcome("c1", START + timedelta(days=5), "default", 1),
@@ -103,7 +103,7 @@ def test_a_cure_lifts_a_declared_default_and_snapshots_resume() -> None:
 
 def test_the_declared_outcome_survives_the_state_encoding() -> None:
     """The changelog keeps the declared outcome: a restarted worker still knows the default."""
-    detector = RiskDetector(load_rules(), "scorecard-0")
+    detector = RiskDetector(rules_without_warmup(), "scorecard-0")
     result = replay([outcome("c1", START, "restructured")], DECODERS, detector, 1)
     state = result.states["c1"]
     assert detector.decode_state(state.encode()).declared is OutcomeKind.RESTRUCTURED

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from config.rules import load_rules
 from config.settings import Topics
 from detectors.engine import RiskDetector
 from streams.records import decoders
 from streams.replay import Learner, ReplayOrderError, read_recording, replay
 from streams.simulator import as_recorded, generate, to_jsonl
+from tests.support import rules_without_warmup
 
 TOPICS = Topics()
 DECODERS = decoders(TOPICS)
@@ -21,7 +21,7 @@ MESSAGES = as_recorded(STREAM.messages, TOPICS)
 
 
 def _detector() -> RiskDetector:
-    return RiskDetector(load_rules(), "scorecard-0")
+    return RiskDetector(rules_without_warmup(), "scorecard-0")
 
 
 def test_replay_is_deterministic() -> None:
@@ -106,7 +106,7 @@ def test_a_recording_file_reads_back_as_the_messages(tmp_path: Path) -> None:
 def test_a_learning_replay_never_scores_with_labels_from_the_future() -> None:
     """Every alert scored by model version lr-N comes at or after the event time at which the
     N-th label matured, across partitions and windows: a backtest has no look-ahead."""
-    rules = load_rules()
+    rules = rules_without_warmup()
     eager = dataclasses.replace(rules.model, min_labels=5, full_weight_labels=20)
     detector = RiskDetector(dataclasses.replace(rules, model=eager), "scorecard-0")
     learner = Learner(detector, publish_every=5)

@@ -33,7 +33,7 @@ def test_default_file_loads_with_version() -> None:
 def test_load_rules_from_an_explicit_path(tmp_path: Path) -> None:
     """load_rules reads the given path instead of the packaged default."""
     path = tmp_path / "rules.toml"
-    path.write_text(DEFAULT_RULES.read_text().replace('"rules-3"', '"rules-test-7"'))
+    path.write_text(DEFAULT_RULES.read_text().replace('"rules-4"', '"rules-test-7"'))
     assert load_rules(path).version == "rules-test-7"
 
 
@@ -153,7 +153,7 @@ def test_parse_rules_errors_name_the_field(change: Any, names: list[str]) -> Non
 def test_load_rules_error_names_the_file(tmp_path: Path) -> None:
     """A bad rules file fails naming the file as well as the field."""
     path = tmp_path / "bad-rules.toml"
-    path.write_text(DEFAULT_RULES.read_text().replace('version = "rules-3"', ""))
+    path.write_text(DEFAULT_RULES.read_text().replace('version = "rules-4"', ""))
     with pytest.raises(RulesError, match=r"bad-rules\.toml.*version"):
         load_rules(path)
 

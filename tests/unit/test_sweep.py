@@ -13,6 +13,7 @@ from detectors.engine import RiskDetector
 from streams.applier import SWEEP_TOPIC, day_of, wake_day
 from streams.records import decoders
 from streams.replay import Recorded, ReplayResult, replay
+from tests.support import rules_without_warmup
 
 TOPICS = Topics()
 DECODERS = decoders(TOPICS)
@@ -65,7 +66,7 @@ def daily_spend(customer: str, days: int) -> list[Recorded]:
 
 
 def run(messages: list[Recorded], chunk: int = 500) -> ReplayResult:
-    detector = RiskDetector(load_rules(), "scorecard-0")
+    detector = RiskDetector(rules_without_warmup(), "scorecard-0")
     return replay(messages, DECODERS, detector, partitions=1, chunk=chunk)
 
 
