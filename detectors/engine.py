@@ -372,7 +372,7 @@ class RiskDetector:
             and state.declared is not OutcomeKind.CLOSED
             and not severe
             and len(labels.pending) + len(arrears.pending) < MAX_HELD
-            and not labels.warming_up(now)  # the customer's warm-up, in arrears too
+            and not (bad and labels.warming_up(now))  # in arrears too; labels.snapshot checks
         ):
             (arrears if bad else labels).snapshot(now, features)
         return tuple(examples)

@@ -9,7 +9,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from config.rules import DEFAULT_RULES
 from config.settings import load_settings
 from detectors.model import ModelParams
 from streams.localstack import ApacheKafka, RedisServer
@@ -20,6 +19,7 @@ from tests.support import (
     read_topic,
     recorded,
     redis_alerts,
+    rules_file_without_warmup,
     wait_processed,
     wait_until,
 )
@@ -31,8 +31,8 @@ def test_trainer_publishes_and_running_scorers_pick_it_up(
     kafka: ApacheKafka, redis_server: RedisServer, tmp_path: Path, artifacts: Path
 ) -> None:
     """After the trainer publishes a version, later alerts name it, with no worker restart."""
-    rules = DEFAULT_RULES.read_text().replace('version = "rules-4"', 'version = "rules-loop"')
-    rules = rules.replace("warmup_days = 90", "warmup_days = 0")  # labels in the first half
+    rules = Path(rules_file_without_warmup(tmp_path)).read_text()  # labels in the first half
+    rules = rules.replace('version = "rules-4"', 'version = "rules-loop"')
     rules = rules.replace("min_labels = 200", "min_labels = 20")
     rules = rules.replace("full_weight_labels = 2000", "full_weight_labels = 60")
     (tmp_path / "rules.toml").write_text(rules)
