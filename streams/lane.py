@@ -24,12 +24,14 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+import structlog
 from faust.transport.consumer import Consumer
 
 from streams import faust_fixes
 
 LANE_ATTRIBUTE = "_ews_fast_lane"
 
+log = structlog.get_logger(__name__)
 _original_drain = Consumer._drain_messages
 
 
@@ -61,10 +63,13 @@ class FastLane:
             messages += self.queue.get_nowait()
         app = self.app
         if not app.flow_control.is_active():
+            _dropped("flow_stopped", messages)
             return []
         consumer = app.consumer
         generation = app.consumer_generation_id
         live = [m for m in messages if m.generation_id == generation]
+        if len(live) < len(messages):
+            _dropped("older_generation", [m for m in messages if m.generation_id != generation])
         for message in live:
             message.tracked = True
             consumer.track_message(message)
@@ -98,6 +103,16 @@ class FastLane:
         while not self.queue.empty():
             dropped += len(self.queue.get_nowait())
         return dropped
+
+
+def _dropped(reason: str, messages: list[Any]) -> None:
+    """Say what a rebalance made the lane drop: Faust's seek to the committed offsets must
+    bring it back, or its partition stalls."""
+    spans: dict[str, list[int]] = {}
+    for m in messages:
+        span = spans.setdefault(f"{m.topic}:{m.partition}", [m.offset, m.offset])
+        span[0], span[1] = min(span[0], m.offset), max(span[1], m.offset)
+    log.info("lane_dropped", reason=reason, messages=len(messages), offsets=spans)
 
 
 async def _drain_with_lane(self: Any, fetcher: Any) -> None:  # pragma: no cover - Faust's loop

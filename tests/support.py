@@ -6,6 +6,7 @@ import asyncio
 import base64
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,12 @@ def _committed_or_zero(settings: Settings) -> int:
         return 0
 
 
-def wait_processed(settings: Settings, total: int, timeout_s: float = 90.0) -> None:
+def wait_processed(
+    settings: Settings, total: int, timeout_s: float = 90.0, logs: Sequence[Path] = ()
+) -> None:
+    """Wait until ``total`` input events are committed; a timeout says, per partition, what is
+    committed of what the broker holds, and what the workers' ``logs`` tell about it (CI keeps
+    only the test's output)."""
     try:
         wait_until(
             lambda: _committed_or_zero(settings) >= total,
@@ -117,7 +123,25 @@ def wait_processed(settings: Settings, total: int, timeout_s: float = 90.0) -> N
         )
     except AssertionError as exc:
         detail = asyncio.run(offsets_report(settings))
-        raise AssertionError(f"{exc}; committed/end per partition: {detail}") from None
+        digests = "".join(f"\n--- {path}:\n{log_digest(path)}" for path in logs)
+        raise AssertionError(f"{exc}; committed/end per partition: {detail}{digests}") from None
+
+
+_TELLING = re.compile(
+    r'"level":"(warning|error|critical)"|\[(WARNING|ERROR|CRITICAL)\]|Traceback|'
+    r"partitions_assigned|revoked|rebalance|let_go|lane_dropped|Seek|Ready|Restart"
+)
+
+
+def log_digest(path: Path, keep: int = 80) -> str:
+    """A worker log's telling lines (warnings, errors, rebalances, seeks, drops) and its last
+    progress report, at most ``keep`` lines, the latest kept."""
+    if not path.exists():
+        return "(no log)"
+    lines = path.read_text(errors="replace").splitlines()
+    telling = [line[:400] for line in lines if _TELLING.search(line)]
+    progress = [line[:400] for line in lines if '"pipeline_progress"' in line][-1:]
+    return "\n".join((telling[-keep:] + progress) or ["(nothing telling)"])
 
 
 async def offsets_report(settings: Settings) -> dict[str, tuple[int | None, int]]:
@@ -145,7 +169,7 @@ def process_with_worker(settings: Settings, messages: list[Recorded], log_path: 
     total = asyncio.run(produce(settings, messages))
     worker = WorkerProcess(settings, log_path).start()
     try:
-        wait_processed(settings, total)
+        wait_processed(settings, total, logs=[log_path])
     finally:
         worker.stop()
     return total

@@ -112,7 +112,7 @@ def test_reprocessing_the_same_input_writes_no_duplicate(
     again = load_settings({}, **{**_fields(settings), "app_id": settings.app_id + "-again"})
     second = WorkerProcess(again, artifacts / "second.log").start()
     try:
-        wait_processed(again, total)
+        wait_processed(again, total, logs=[artifacts / "second.log"])
     finally:
         second.stop()
     assert redis_alerts(settings) == before_redis
@@ -140,7 +140,9 @@ def test_worker_killed_mid_stream_continues_as_if_uninterrupted(
 
     restarted = WorkerProcess(settings, artifacts / "worker-2.log").start()
     try:
-        wait_processed(settings, total)
+        wait_processed(
+            settings, total, logs=[artifacts / "worker-1.log", artifacts / "worker-2.log"]
+        )
     finally:
         restarted.stop()
 
@@ -186,7 +188,9 @@ def test_no_commit_passes_events_the_merge_still_holds(
         worker.stop()
     restarted = WorkerProcess(settings, artifacts / "worker-2.log").start()
     try:
-        wait_processed(settings, total)
+        wait_processed(
+            settings, total, logs=[artifacts / "worker-1.log", artifacts / "worker-2.log"]
+        )
     finally:
         restarted.stop()
     assert events_applied(settings) == {c: s.events for c, s in want.states.items()}

@@ -42,7 +42,7 @@ def test_worker_killed_mid_stream_and_restarted(
     again = scenario_worker(settings, artifacts, "w2")
     try:
         again.start()
-        wait_processed(settings, total)
+        wait_processed(settings, total, logs=[first.log_path, again.log_path])
     finally:
         again.stop()
     delivered = assert_delivered_as_replayed(settings, replayed(settings.partitions), injected())
@@ -66,7 +66,7 @@ def test_three_workers_lose_one_then_gain_one(
         time.sleep(JOIN_AFTER_S)  # the killed worker's session has not expired yet
         workers[3].start()
         at_join = asyncio.run(committed_total(settings))
-        wait_processed(settings, total, timeout_s=120)
+        wait_processed(settings, total, timeout_s=120, logs=[w.log_path for w in workers])
     finally:
         for worker in workers:
             worker.stop()
