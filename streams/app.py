@@ -124,6 +124,11 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
         pipeline.delivery.redis.client, RedisLayout(settings.redis_prefix), probes
     )
     app.timer(interval=heartbeat.interval_s, name="health")(heartbeat.beat)
+
+    async def stuck_batch() -> None:
+        pipeline.report_stuck()
+
+    app.timer(interval=10.0, name="stuck_batch")(stuck_batch)
     if settings.model_learning and not settings.model_params_file:
         trainer = Trainer(
             state_table=app.Table("trainer", partitions=1, key_type=bytes, value_type=bytes),

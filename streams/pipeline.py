@@ -44,7 +44,7 @@ from streams.dead_lettering import DeadLetterWriter
 from streams.lane import FastLane
 from streams.merge import EventTimeMerger, Pending, merge_key, undecodable
 from streams.records import DecodeError, Decoder, decode, not_after
-from streams.watchdog import CommitWatchdog
+from streams.watchdog import BatchTimer, CommitWatchdog, where
 
 log = structlog.get_logger(__name__)
 _PARTITIONER = DefaultPartitioner()  # what a keyed send without a partition uses
@@ -117,6 +117,8 @@ class Pipeline:
         self._gave_up_reported = 0
         self.watchdog = watchdog
         self._event_time: datetime | None = None
+        self._agent: asyncio.Task[Any] | None = None
+        self.batch_timer = BatchTimer(time.monotonic)
 
     @property
     def event_time(self) -> datetime | None:
@@ -129,6 +131,7 @@ class Pipeline:
         the lane, a fetch at a time. Between fetches, release what the merge allows, at most
         ``max_batch_events`` at a time; while a full batch was ready, take no new fetch (the
         lane's bounded queue then holds the fetcher back)."""
+        self._agent = asyncio.current_task()
         await self.delivery.start()
         guard = asyncio.ensure_future(_refuse(stream))
         next_report = time.monotonic() + self.report_every_s
@@ -172,6 +175,17 @@ class Pipeline:
         if self.watchdog is not None:
             await self.watchdog.check()
 
+    def report_stuck(self) -> None:
+        """For a timer, off the agent: a batch in hand for too long (sinks and the changelog
+        retry until they answer, so a batch can wait indefinitely) is logged with where the
+        agent waits, so that a stall is never silent."""
+        stuck = self.batch_timer.stuck()
+        if stuck is not None and self._agent is not None:
+            waited, messages = stuck
+            log.warning(
+                "batch_stuck", waited_s=round(waited), messages=messages, at=where(self._agent)
+            )
+
     def _take(self, messages: list[Any]) -> None:
         """Decode fetched messages into the merger, those that fail to decode too (they leave it
         in offset order with the rest, so acks never pass an event the merger still holds)."""
@@ -190,6 +204,13 @@ class Pipeline:
     async def _process(self, released: list[Pending]) -> None:
         if not released:
             return
+        self.batch_timer.start(len(released))
+        try:
+            await self._settle(released)
+        finally:
+            self.batch_timer.stop()
+
+    async def _settle(self, released: list[Pending]) -> None:
         self._follow_model()
         ready = [item for item in released if item.error is None]
         bad = [(item.handle, item.error) for item in released if item.error is not None]

@@ -1,4 +1,5 @@
-"""Commit watchdog: re-seek a partition whose committed offset stopped behind acked work.
+"""Stall watchers. The commit watchdog re-seeks a partition whose committed offset stopped behind
+acked work; the batch timer tells how long the agent has held its current batch.
 
 Faust can lose the acks of messages delivered while it recovers (faust-streaming issue 216: the
 fetcher resumes before the seek to committed offsets, the in-flight messages are dropped, and
@@ -14,7 +15,9 @@ the worker reports not-ready (``/readyz``): acked work keeps growing past a comm
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 
@@ -90,3 +93,47 @@ class CommitWatchdog:
                 self.stalled.add(tp)
                 self._since[tp] = (start, now)
                 await self.reseek(tp, start)
+
+
+class BatchTimer:
+    """How long the agent has held its current batch: :meth:`stuck` answers past ``stuck_after_s``
+    (and then again each ``stuck_after_s`` later, so a long stall is told, not flooded)."""
+
+    def __init__(self, clock: Callable[[], float], stuck_after_s: float = 30.0) -> None:
+        self.clock = clock
+        self.stuck_after_s = stuck_after_s
+        self._started: float | None = None
+        self._messages = 0
+        self._told = 0.0
+
+    def start(self, messages: int) -> None:
+        self._started, self._messages, self._told = self.clock(), messages, 0.0
+
+    def stop(self) -> None:
+        self._started = None
+
+    def stuck(self) -> tuple[float, int] | None:
+        """(seconds held, messages) of a batch held too long since it was last told, or None."""
+        if self._started is None:
+            return None
+        waited = self.clock() - self._started
+        if waited - self._told < self.stuck_after_s:
+            return None
+        self._told = waited
+        return waited, self._messages
+
+
+def where(task: asyncio.Task[Any], depth: int = 16) -> list[str]:
+    """Where ``task`` waits, outermost first: ``file:line function`` for each coroutine on its
+    await chain (``Task.get_stack`` gives only the outermost), then what the innermost awaits."""
+    frames: list[str] = []
+    awaiting: Any = task.get_coro()
+    while awaiting is not None and len(frames) < depth:
+        frame = getattr(awaiting, "cr_frame", None) or getattr(awaiting, "gi_frame", None)
+        if frame is None:
+            frames.append(repr(awaiting)[:160])
+            break
+        code = frame.f_code
+        frames.append(f"{code.co_filename}:{frame.f_lineno} {code.co_name}")
+        awaiting = getattr(awaiting, "cr_await", None) or getattr(awaiting, "gi_yieldfrom", None)
+    return frames

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from streams.watchdog import CommitWatchdog
+import asyncio
+
+from streams.watchdog import BatchTimer, CommitWatchdog, where
 
 TP = ("t.transactions", 0)
 
@@ -111,3 +113,43 @@ async def test_a_broker_that_cannot_answer_skips_the_look_and_the_next_one_count
         broker.now = t
         await dog.check()
     assert broker.seeks == [(TP, 100)]
+
+
+def test_batch_timer_tells_a_held_batch_once_per_period() -> None:
+    """Nothing before 30 s; at 30 s the batch is told, then not again until 60 s; nothing
+    once it is done."""
+    now = [0.0]
+    timer = BatchTimer(lambda: now[0], stuck_after_s=30)
+    assert timer.stuck() is None
+    timer.start(2000)
+    now[0] = 29.0
+    assert timer.stuck() is None
+    now[0] = 31.0
+    assert timer.stuck() == (31.0, 2000)
+    now[0] = 45.0
+    assert timer.stuck() is None
+    now[0] = 62.0
+    assert timer.stuck() == (62.0, 2000)
+    timer.stop()
+    now[0] = 200.0
+    assert timer.stuck() is None
+
+
+async def test_where_names_the_coroutine_a_task_waits_in() -> None:
+    """The await chain down to the innermost coroutine and what it awaits."""
+    gate = asyncio.Event()
+
+    async def inner() -> None:
+        await gate.wait()
+
+    async def outer() -> None:
+        await inner()
+
+    task = asyncio.ensure_future(outer())
+    await asyncio.sleep(0)
+    frames = where(task)
+    gate.set()
+    await task
+    names = [f.split()[-1] for f in frames]
+    assert names[:3] == ["outer", "inner", "wait"], frames
+    assert len(frames) == 4  # and what ``wait`` awaits: a future
