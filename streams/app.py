@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,7 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
             reseek=lambda tp, offset: app.consumer.seek_wait({faust.types.TP(*tp): offset}),
             clock=time.monotonic,
             head=lambda tp: faust_fixes.first_read(app.consumer, faust.types.TP(*tp)),
+            idle=lambda: _idle(app, pipeline, settings.topics.inputs),  # pipeline: just below
         ),
         max_message_bytes=settings.max_message_bytes,
         state_cache_customers=settings.state_cache_customers,
@@ -162,6 +164,21 @@ def _highwater(app: faust.App, tp: tuple[str, int]) -> int | None:
     except Exception:  # consumer not started or partition not assigned yet
         return None
     return value if isinstance(value, int) and value >= 0 else None
+
+
+def _idle(app: faust.App, pipeline: Pipeline, inputs: Sequence[str]) -> dict[tuple[str, int], int]:
+    """The input partitions assigned here that the pipeline holds no message of, with their
+    last known highwater; none while a rebalance stops the flow or fetched lists wait."""
+    if not pipeline.lane.flowing() or not pipeline.lane.queue.empty():
+        return {}
+    idle = {}
+    for tp in app.consumer.assignment():
+        key = (tp.topic, tp.partition)
+        if tp.topic in inputs and not pipeline.merger.holds(key):
+            highwater = _highwater(app, key)
+            if highwater is not None:
+                idle[key] = highwater
+    return idle
 
 
 def _committed(app: faust.App, tp: tuple[str, int]) -> int | None:

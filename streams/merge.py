@@ -89,6 +89,10 @@ class EventTimeMerger:
     def __len__(self) -> int:
         return sum(len(b) for b in self._buffers.values())
 
+    def holds(self, tp: TopicPartition) -> bool:
+        """True while messages of ``tp`` wait here."""
+        return bool(self._buffers.get(tp))
+
     def seen(self, topic: str, partition: int, offset: int) -> None:
         """Record that a message was read (also for messages that failed to decode)."""
         tp = (topic, partition)

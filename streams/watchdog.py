@@ -9,6 +9,12 @@ beyond the committed offset while the committed offset has not moved for ``stall
 the partition back to its committed offset; the redelivered events are skipped by the
 per-customer offsets, and their acks close the gap.
 
+A partition can also stall with nothing acked: when the messages past its committed offset were
+fetched and then dropped (around a seek or a rebalance) and are the partition's last, no later
+ack shows the stall. ``idle`` names such candidates: partitions assigned here whose last known
+highwater is past the committed offset while the worker holds none of their messages and has
+nothing queued. Committed behind that highwater, unmoved for ``stall_s``, is a stall too.
+
 Until the committed offset moves again the partition is in :attr:`CommitWatchdog.stalled`, and
 the worker reports not-ready (``/readyz``): acked work keeps growing past a commit that does not.
 """
@@ -34,12 +40,15 @@ class CommitWatchdog:
         clock: Callable[[], float],
         stall_s: float = 15.0,
         head: Callable[[TopicPartition], int | None] = lambda tp: None,
+        idle: Callable[[], dict[TopicPartition, int]] = dict,
     ) -> None:
         """``head`` gives the first offset read since the partition was assigned: where a
-        partition with nothing committed yet starts, and where it is re-sought to."""
+        partition with nothing committed yet starts, and where it is re-sought to. ``idle``
+        gives the partitions the worker holds nothing of, with their last known highwater."""
         self.committed = committed
         self.reseek = reseek
         self.head = head
+        self.idle = idle
         self.clock = clock
         self.stall_s = stall_s
         self.acked_max: dict[TopicPartition, int] = {}
@@ -54,15 +63,17 @@ class CommitWatchdog:
     def forget(self, partitions: set[int]) -> None:
         for tp in [tp for tp in self.acked_max if tp[1] in partitions]:
             del self.acked_max[tp]
-            self._since.pop(tp, None)
-            self.stalled.discard(tp)
+        for tp in [tp for tp in self._since if tp[1] in partitions]:
+            del self._since[tp]
+        self.stalled = {tp for tp in self.stalled if tp[1] not in partitions}
 
     async def check(self) -> None:
-        if not self.acked_max:
+        idle = self.idle()
+        if not self.acked_max and not idle:
             return
         now = self.clock()
         try:
-            offsets = await self.committed(list(self.acked_max))
+            offsets = await self.committed(sorted(set(self.acked_max) | set(idle)))
         except Exception as exc:  # a broker outage must not stop the agent: look next time
             log.warning("commit_watchdog_skipped", error=f"{type(exc).__name__}: {exc}"[:200])
             return
@@ -71,10 +82,11 @@ class CommitWatchdog:
             acked={f"{t}:{p}": o for (t, p), o in self.acked_max.items()},
             committed={f"{t}:{p}": o for (t, p), o in offsets.items()},
         )
-        for tp, acked in self.acked_max.items():
-            committed = offsets.get(tp)
+        for tp in offsets:
+            committed = offsets[tp]
             start = committed if committed is not None else self.head(tp)
-            behind = start is not None and acked + 1 > start
+            ahead = max(self.acked_max.get(tp, -1) + 1, idle.get(tp, -1))
+            behind = start is not None and ahead > start
             previous, since = self._since.get(tp, (None, now))
             if not behind or start != previous:
                 self._since[tp] = (start, now)
@@ -87,7 +99,8 @@ class CommitWatchdog:
                     partition=tp[1],
                     committed=committed,
                     start=start,
-                    acked_up_to=acked,
+                    acked_up_to=self.acked_max.get(tp),
+                    highwater=idle.get(tp),
                 )
                 self.reseeks += 1
                 self.stalled.add(tp)

@@ -60,7 +60,7 @@ class Probes:
         watchdog = self.pipeline.watchdog
         if watchdog is not None and watchdog.stalled:
             stalled = ", ".join(f"{t}:{p}" for t, p in sorted(watchdog.stalled))
-            reasons.append(f"commits stalled behind acked work on {stalled}")
+            reasons.append(f"commits stalled behind acked or fetchable work on {stalled}")
         return reasons
 
     def lag(self) -> dict[tuple[str, int], int]:

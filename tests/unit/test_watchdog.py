@@ -115,6 +115,59 @@ async def test_a_broker_that_cannot_answer_skips_the_look_and_the_next_one_count
     assert broker.seeks == [(TP, 100)]
 
 
+async def test_an_idle_partition_behind_its_highwater_is_reseeked_to_its_commit() -> None:
+    """Nothing acked, nothing held, the broker at 3412 and the commit at 3378 for 15 s (the
+    partition's last messages were fetched and dropped): seek back to 3378, once per stall."""
+    broker = Broker()
+    broker.committed[TP] = 3378
+    idle = {TP: 3412}
+    dog = CommitWatchdog(
+        broker.offsets, broker.seek, clock=lambda: broker.now, stall_s=15, idle=lambda: idle
+    )
+    for t in (0, 5, 10):
+        broker.now = t
+        await dog.check()
+    assert broker.seeks == []
+    broker.now = 15
+    await dog.check()
+    assert broker.seeks == [(TP, 3378)]
+    assert dog.stalled == {TP}
+    broker.now = 20
+    broker.committed[TP] = 3412  # the redelivered tail is committed
+    await dog.check()
+    assert broker.seeks == [(TP, 3378)] and dog.stalled == set()
+
+
+async def test_an_idle_partition_caught_up_or_committing_is_left_alone() -> None:
+    """Committed at the highwater, or a commit that keeps moving toward it: no seek."""
+    broker = Broker()
+    idle = {TP: 500}
+    dog = CommitWatchdog(
+        broker.offsets, broker.seek, clock=lambda: broker.now, stall_s=15, idle=lambda: idle
+    )
+    for t in range(0, 60, 5):
+        broker.now = t
+        broker.committed[TP] = min(500, 100 + 10 * t)
+        await dog.check()
+    assert broker.seeks == []
+
+
+async def test_revoked_partitions_are_forgotten_with_their_stall() -> None:
+    """A stalled partition that moves away is no longer reported stalled here."""
+    broker = Broker()
+    dog = watchdog(broker)
+    dog.acked(TP, 500)
+    for t in (0, 15):
+        broker.now = t
+        await dog.check()
+    assert dog.stalled == {TP}
+    dog.forget({TP[1]})
+    assert dog.stalled == set()
+    broker.now = 40
+    await dog.check()
+    assert broker.seeks == [(TP, 100)]
+
+
 def test_batch_timer_tells_a_held_batch_once_per_period() -> None:
     """Nothing before 30 s; at 30 s the batch is told, then not again until 60 s; nothing
     once it is done."""

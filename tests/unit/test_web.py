@@ -84,7 +84,7 @@ async def test_each_cause_of_not_ready_is_named() -> None:
         "rebalancing",
         "restoring tables from changelogs",
         "redis: down",
-        "commits stalled behind acked work on t.transactions:0",
+        "commits stalled behind acked or fetchable work on t.transactions:0",
     ]
 
 
