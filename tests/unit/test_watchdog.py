@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from streams.watchdog import BatchTimer, CommitWatchdog, where
 
@@ -22,8 +23,26 @@ class Broker:
         self.seeks.append((tp, offset))
 
 
-def watchdog(broker: Broker) -> CommitWatchdog:
-    return CommitWatchdog(broker.offsets, broker.seek, clock=lambda: broker.now, stall_s=15)
+def watchdog(broker: Broker, **extra: Any) -> CommitWatchdog:
+    return CommitWatchdog(
+        broker.offsets, broker.seek, clock=lambda: broker.now, stall_s=15, **extra
+    )
+
+
+async def look(broker: Broker, dog: CommitWatchdog, *times: float) -> None:
+    """The watchdog's periodic check at each of ``times``."""
+    for t in times:
+        broker.now = t
+        await dog.check()
+
+
+async def stalled(broker: Broker) -> CommitWatchdog:
+    """A watchdog that has just seen ``TP`` stall: 500 acked, the commit at 100 for 15 s."""
+    dog = watchdog(broker)
+    dog.acked(TP, 500)
+    await look(broker, dog, 0, 15)
+    assert dog.stalled == {TP}
+    return dog
 
 
 async def test_stalled_commit_behind_acked_work_is_reseeked_once_per_stall() -> None:
@@ -31,15 +50,11 @@ async def test_stalled_commit_behind_acked_work_is_reseeked_once_per_stall() -> 
     broker = Broker()
     dog = watchdog(broker)
     dog.acked(TP, 500)
-    for t in (0, 5, 10):
-        broker.now = t
-        await dog.check()
+    await look(broker, dog, 0, 5, 10)
     assert broker.seeks == []
-    broker.now = 15
-    await dog.check()
+    await look(broker, dog, 15)
     assert broker.seeks == [(TP, 100)]
-    broker.now = 20
-    await dog.check()
+    await look(broker, dog, 20)
     assert broker.seeks == [(TP, 100)]
 
 
@@ -62,12 +77,7 @@ async def test_moving_or_caught_up_commits_are_left_alone() -> None:
 async def test_a_stalled_partition_is_flagged_until_its_commit_moves() -> None:
     """The stall marks the partition (readiness reads it) until the committed offset advances."""
     broker = Broker()
-    dog = watchdog(broker)
-    dog.acked(TP, 500)
-    for t in (0, 15):
-        broker.now = t
-        await dog.check()
-    assert dog.stalled == {TP}
+    dog = await stalled(broker)
     broker.now = 20
     broker.committed[TP] = 300
     await dog.check()
@@ -79,13 +89,9 @@ async def test_a_partition_with_nothing_committed_is_reseeked_to_where_it_starte
     at the head was dropped, faust-streaming issue 216): seek back to that first offset."""
     broker = Broker()
     broker.committed[TP] = None
-    dog = CommitWatchdog(
-        broker.offsets, broker.seek, clock=lambda: broker.now, stall_s=15, head=lambda tp: 0
-    )
+    dog = watchdog(broker, head=lambda tp: 0)
     dog.acked(TP, 500)
-    for t in (0, 10, 15):
-        broker.now = t
-        await dog.check()
+    await look(broker, dog, 0, 10, 15)
     assert broker.seeks == [(TP, 0)]
     assert TP in dog.stalled
 
@@ -106,12 +112,9 @@ async def test_a_broker_that_cannot_answer_skips_the_look_and_the_next_one_count
         stall_s=15,
     )
     dog.acked(TP, 500)
-    broker.now = 5
-    await dog.check()
+    await look(broker, dog, 5)
     assert broker.seeks == []
-    for t in (10, 25):
-        broker.now = t
-        await dog.check()
+    await look(broker, dog, 10, 25)
     assert broker.seeks == [(TP, 100)]
 
 
@@ -121,15 +124,10 @@ async def test_an_idle_partition_behind_its_highwater_is_reseeked_to_its_commit(
     broker = Broker()
     broker.committed[TP] = 3378
     idle = {TP: 3412}
-    dog = CommitWatchdog(
-        broker.offsets, broker.seek, clock=lambda: broker.now, stall_s=15, idle=lambda: idle
-    )
-    for t in (0, 5, 10):
-        broker.now = t
-        await dog.check()
+    dog = watchdog(broker, idle=lambda: idle)
+    await look(broker, dog, 0, 5, 10)
     assert broker.seeks == []
-    broker.now = 15
-    await dog.check()
+    await look(broker, dog, 15)
     assert broker.seeks == [(TP, 3378)]
     assert dog.stalled == {TP}
     broker.now = 20
@@ -142,9 +140,7 @@ async def test_an_idle_partition_caught_up_or_committing_is_left_alone() -> None
     """Committed at the highwater, or a commit that keeps moving toward it: no seek."""
     broker = Broker()
     idle = {TP: 500}
-    dog = CommitWatchdog(
-        broker.offsets, broker.seek, clock=lambda: broker.now, stall_s=15, idle=lambda: idle
-    )
+    dog = watchdog(broker, idle=lambda: idle)
     for t in range(0, 60, 5):
         broker.now = t
         broker.committed[TP] = min(500, 100 + 10 * t)
@@ -155,16 +151,10 @@ async def test_an_idle_partition_caught_up_or_committing_is_left_alone() -> None
 async def test_revoked_partitions_are_forgotten_with_their_stall() -> None:
     """A stalled partition that moves away is no longer reported stalled here."""
     broker = Broker()
-    dog = watchdog(broker)
-    dog.acked(TP, 500)
-    for t in (0, 15):
-        broker.now = t
-        await dog.check()
-    assert dog.stalled == {TP}
+    dog = await stalled(broker)
     dog.forget({TP[1]})
     assert dog.stalled == set()
-    broker.now = 40
-    await dog.check()
+    await look(broker, dog, 40)
     assert broker.seeks == [(TP, 100)]
 
 
