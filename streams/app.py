@@ -169,12 +169,12 @@ def _highwater(app: faust.App, tp: tuple[str, int]) -> int | None:
 def _idle(app: faust.App, pipeline: Pipeline, inputs: Sequence[str]) -> dict[tuple[str, int], int]:
     """The input partitions assigned here that the pipeline holds no message of, with their
     last known highwater; none while a rebalance stops the flow or fetched lists wait."""
-    if not pipeline.lane.flowing() or not pipeline.lane.queue.empty():
+    if not pipeline.lane.flowing():
         return {}
     idle = {}
     for tp in app.consumer.assignment():
         key = (tp.topic, tp.partition)
-        if tp.topic in inputs and not pipeline.merger.holds(key):
+        if tp.topic in inputs and not pipeline.holds(key):
             highwater = _highwater(app, key)
             if highwater is not None:
                 idle[key] = highwater

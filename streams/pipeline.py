@@ -175,6 +175,11 @@ class Pipeline:
         if self.watchdog is not None:
             await self.watchdog.check()
 
+    def holds(self, tp: tuple[str, int]) -> bool:
+        """True while messages of ``tp`` may be in this worker: in the merge, or in the lane's
+        queue (fetched lists are not sorted by partition, so any queued list counts)."""
+        return self.merger.holds(tp) or not self.lane.queue.empty()
+
     def report_stuck(self) -> None:
         """For a timer, off the agent: a batch in hand for too long (sinks and the changelog
         retry until they answer, so a batch can wait indefinitely) is logged with where the

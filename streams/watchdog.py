@@ -82,8 +82,7 @@ class CommitWatchdog:
             acked={f"{t}:{p}": o for (t, p), o in self.acked_max.items()},
             committed={f"{t}:{p}": o for (t, p), o in offsets.items()},
         )
-        for tp in offsets:
-            committed = offsets[tp]
+        for tp, committed in offsets.items():
             start = committed if committed is not None else self.head(tp)
             ahead = max(self.acked_max.get(tp, -1) + 1, idle.get(tp, -1))
             behind = start is not None and ahead > start
