@@ -352,9 +352,12 @@ class RiskDetector:
         ``severe_dpd``, a snapshot asks "``severe_dpd`` or a declared bad within the horizon?"
         (``state.arrears``): without these the model never saw a customer in arrears, and gave
         days past due no weight. A snapshot waits while ``MAX_HELD`` are held in all. A closed
-        customer keeps no new snapshots."""
+        customer keeps no new snapshots, and days past due no longer make it bad: held snapshots
+        mature negative unless the bank declares a default, write-off or restructuring."""
         rules = self.rules.model
         declared_bad = state.declared in BAD_OUTCOMES
+        if state.declared is OutcomeKind.CLOSED:
+            dpd = 0.0  # the schedule ended with the account; a debt's fate is the bank's to declare
         bad = dpd >= rules.bad_dpd or declared_bad
         severe = dpd >= rules.severe_dpd or declared_bad
         labels, arrears = state.labels, state.arrears

@@ -27,8 +27,11 @@ and 20 days in, the statement: a ``card`` debit (or, when the balance fell, a ``
 that brings ``balance_after`` to minus ``BILL_AMT`` (a negative bill is a credit balance), with
 ``credit_limit`` ``LIMIT_BAL``. Money is in whole NT dollars (``currency`` ``TWD``).
 
-**Outcome.** A defaulter gets an ``ews.outcomes`` ``default`` at the evaluation time; a
-non-defaulter gets nothing.
+**Outcome.** At the evaluation time a defaulter gets an ``ews.outcomes`` ``default``, and a
+non-defaulter ``closed``: the file observes no one after October. Without it, an instalment left
+overdue in September would stay unpaid for ever in the recording, and roll the customer to 90+
+days past due: a default the bank did not see, learned as a label. After ``closed`` days past
+due no longer make a label bad (:meth:`detectors.engine.RiskDetector._mature`).
 """
 
 from __future__ import annotations
@@ -247,17 +250,17 @@ def customer_messages(row: TaiwanRow, order: int) -> list[Message]:
             direction = "credit" if change > 0 else "debit"
             balance = -row.bill[m]
             transaction(at + STATEMENT_AFTER, f"{m}s", abs(change), direction, "card", balance)
-    if row.default:
-        at = evaluate_at(order)
-        event_id = f"{cid}-default"
-        value = {
-            "schema_version": 1,
-            "event_id": event_id,
-            "customer_id": cid,
-            "ts": rfc3339(at),
-            "outcome": "default",
-        }
-        out.append(Message(at, "outcomes", event_id, cid, value))
+    at = evaluate_at(order)
+    kind = "default" if row.default else "closed"
+    event_id = f"{cid}-{kind}"
+    value = {
+        "schema_version": 1,
+        "event_id": event_id,
+        "customer_id": cid,
+        "ts": rfc3339(at),
+        "outcome": kind,
+    }
+    out.append(Message(at, "outcomes", event_id, cid, value))
     out.sort()
     return out
 

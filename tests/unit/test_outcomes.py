@@ -14,7 +14,7 @@ from streams.merge import merge_key
 from streams.records import DecodeError, ErrorCode, decode, decode_repayment, decoders
 from streams.replay import Recorded, replay
 from tests.support import rules_without_warmup
-from tests.unit.test_sweep import spend
+from tests.unit.test_sweep import payment, spend
 
 TOPICS = Topics()
 DECODERS = decoders(TOPICS)
@@ -81,6 +81,21 @@ def test_a_declared_default_makes_held_snapshots_positives() -> None:
     labels = _labels([*spends, outcome("c1", declared_at, "default"), after])
     assert [label for _, label in labels] == [True, True, True]
     assert [round(delay) for delay, _ in labels] == [90, 90, 90]
+
+
+def test_after_closed_days_past_due_no_longer_make_a_label_bad() -> None:
+    """An unpaid instalment makes a quiet customer's held snapshots positive once it is 30 days
+    overdue. Once the bank has closed the account, the schedule no longer speaks: they mature
+    negative, unless the bank declares a default within their horizon."""
+    spends = monthly_spends("c1", 3)  # snapshots at days 0, 30, 60
+    unpaid = payment("c1", 1, (START + timedelta(days=40)).date(), "0.00")
+    closed = outcome("c1", START + timedelta(days=65), "closed")
+    declared = outcome("c1", START + timedelta(days=100), "default", 2)
+    after = spend("c1", START + timedelta(days=200))
+    assert [label for _, label in _labels([*spends, unpaid, after])] == [True, True, True]
+    assert [label for _, label in _labels([*spends, unpaid, closed, after])] == [False] * 3
+    labels = _labels([*spends, unpaid, closed, declared, after])
+    assert [label for _, label in labels] == [False, True, True]  # day 0's horizon ends at 90
 
 
 def test_a_cure_lifts_a_declared_default_and_snapshots_resume() -> None:
