@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import string
 import tomllib
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class ModelRules:
     warmup_days: int = 0
     min_labels: int = 200
     full_weight_labels: int = 2000
+    steps: dict[str, tuple[float, ...]] = field(default_factory=dict)  # feature: ascending cuts
 
     def weight(self, n_labels: int) -> float:
         """The model's share of the blended score after ``n_labels`` labels."""
@@ -140,6 +142,9 @@ def parse_rules(data: dict[str, Any]) -> Rules:
     idle_ttl_days = _idle_ttl_days(data.get("state", {}), model)
     escalation = _escalation(data.get("escalation", {}))
     texts = _texts(data.get("texts", {}), features)
+    unnamed = sorted(set(model.steps) - set(features) - set(texts))
+    if unnamed:
+        raise RulesError(f"model.steps: no scorecard feature or text named {unnamed}")
     return Rules(
         version=version,
         intercept=float(_get(card, "intercept", (int, float), "scorecard")),
@@ -205,7 +210,7 @@ def _model_rules(table: Any) -> ModelRules:
             "full_weight_labels",
         )
     }
-    unknown = set(table) - set(values)
+    unknown = set(table) - set(values) - {"steps"}
     if unknown:
         raise RulesError(f"model: unknown keys {sorted(unknown)}")
     if min(v for name, v in values.items() if name != "warmup_days") < 1:
@@ -216,7 +221,25 @@ def _model_rules(table: Any) -> ModelRules:
         raise RulesError("model: severe_dpd must be above bad_dpd")
     if values["full_weight_labels"] < values["min_labels"]:
         raise RulesError("model: full_weight_labels must be at least min_labels")
-    return ModelRules(**values)
+    return ModelRules(**values, steps=_steps(table.get("steps", {})))
+
+
+def _steps(table: Any) -> dict[str, tuple[float, ...]]:
+    """``[model.steps]``: per feature, the ascending cuts of its step indicators."""
+    if not isinstance(table, dict):
+        raise RulesError("model.steps: expected a table")
+    steps = {}
+    for feature, cuts in table.items():
+        where = f"model.steps.{feature}"
+        if not isinstance(cuts, list) or not cuts:
+            raise RulesError(f"{where}: expected a non-empty list of numbers")
+        for cut in cuts:
+            if isinstance(cut, bool) or not isinstance(cut, int | float) or not math.isfinite(cut):
+                raise RulesError(f"{where}: expected finite numbers, got {cut!r}")
+        if sorted(set(cuts)) != cuts:
+            raise RulesError(f"{where}: cuts must ascend without repeats, got {cuts}")
+        steps[feature] = tuple(float(c) for c in cuts)
+    return steps
 
 
 def _feature(name: str, spec: Any) -> FeatureWeight:

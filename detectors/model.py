@@ -16,14 +16,17 @@ a name first seen after ``n`` labels is treated as having been 0.0 in all ``n`` 
 Each feature ``f`` also gives the model an indicator ``f!=0`` (1.0 when ``f`` is not 0): most
 features are zero for most customers (no days past due, no returned payment), and "any at all"
 weighs differently from "how much" (on the UCI Taiwan file, `ews backtest`, these took the
-customers' prequential ROC AUC from 0.724 to 0.734). Contributions, and so reasons, are reported per
-feature, an indicator's added to its feature's.
+customers' prequential ROC AUC from 0.724 to 0.734). A feature may also be given steps (the
+trainer's ``steps``, from ``[model.steps]`` in the rules): an indicator ``f>=t`` per cut ``t``, so
+that the model can weigh 60 days past due as more than twice 30, or a line nearly used up as worse
+than its share. Contributions, and so reasons, are reported per feature, its indicators' added to
+its own.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +56,8 @@ the customers' prequential ROC AUC rose from 0.748 to 0.752. On a short stream t
 the iterate: young weights are smaller, which a young model can afford."""
 INDICATOR = "!=0"
 """Suffix of a feature's nonzero indicator; input names may not end with it."""
+STEP = ">="
+"""Infix of a step indicator, ``f>=t``; input names may not contain it."""
 
 _PARAM_FIELDS = (
     "schema",
@@ -78,11 +83,43 @@ def _indicator(value: float) -> float:
     return value if value != value else 1.0 if value != 0.0 else 0.0
 
 
-def _source(name: str) -> tuple[str, bool]:
-    """The input feature a model feature reads, and whether it is that feature's indicator."""
+Source = tuple[str, float | None, bool]
+"""What a model feature reads: the input feature; a step's cut (the value is 1.0 at or above it,
+else 0.0), or None; and whether it is the feature's nonzero indicator."""
+
+
+def _source(name: str) -> Source:
+    """The input feature a model feature reads, and how (see :data:`Source`)."""
     if name.endswith(INDICATOR):
-        return name[: -len(INDICATOR)], True
-    return name, False
+        return name[: -len(INDICATOR)], None, True
+    feature, step, cut = name.partition(STEP)
+    if step:
+        return feature, float(cut), False
+    return name, None, False
+
+
+def _read(source: Source, features: Mapping[str, float]) -> float:
+    """A model feature's value from the input features; NaN stays NaN (scored as the mean)."""
+    name, cut, nonzero = source
+    value = float(features.get(name, 0.0))
+    if value != value:
+        return value
+    if cut is not None:
+        return 1.0 if value >= cut else 0.0
+    return _indicator(value) if nonzero else value
+
+
+def step_name(feature: str, cut: float) -> str:
+    """The model feature of ``feature``'s step at ``cut``: ``dpd>=60.0``."""
+    return f"{feature}{STEP}{float(cut)!r}"
+
+
+def _input_name(name: Any) -> None:
+    if not isinstance(name, str) or not name or name.endswith(INDICATOR) or STEP in name:
+        raise ValueError(
+            f"feature names must be non-empty strings not ending {INDICATOR!r} and without "
+            f"{STEP!r}, got {name!r}"
+        )
 
 
 def _finite(value: Any, where: str) -> float:
@@ -249,7 +286,7 @@ class ParamScorer:
         self._stds = tuple(math.sqrt(params.variances[n]) for n in names)
         self._weights = tuple(params.weights[n] for n in names)
         terms = zip(self._sources, self._means, self._stds, self._weights, strict=True)
-        self._terms = tuple((src, flag, m, sd, w) for (src, flag), m, sd, w in terms if sd)
+        self._terms = tuple((*src, m, sd, w) for src, m, sd, w in terms if sd)
         self._intercept = params.intercept
         self._a, self._b = params.calibration
 
@@ -259,11 +296,8 @@ class ParamScorer:
 
     def _standardised(self, features: Mapping[str, float]) -> list[float]:
         zs = []
-        for (source, flag), mean, std in zip(self._sources, self._means, self._stds, strict=True):
-            value = features.get(source, 0.0)
-            if flag:
-                value = _indicator(value)
-            zs.append(_clip((value - mean) / std) if std else 0.0)
+        for source, mean, std in zip(self._sources, self._means, self._stds, strict=True):
+            zs.append(_clip((_read(source, features) - mean) / std) if std else 0.0)
         return zs
 
     def logit(self, features: Mapping[str, float]) -> float:
@@ -271,9 +305,12 @@ class ParamScorer:
         clipping are inlined; the same operations in the same order as :meth:`score`."""
         total = self._intercept
         get = features.get
-        for name, flag, mean, std, w in self._terms:
+        for name, cut, flag, mean, std, w in self._terms:
             value = get(name, 0.0)
-            if flag and value == value:
+            if cut is not None:
+                if value == value:
+                    value = 1.0 if value >= cut else 0.0
+            elif flag and value == value:
                 value = 1.0 if value != 0.0 else 0.0
             z = (value - mean) / std
             z = 0.0 if z != z else Z_CLIP if z > Z_CLIP else -Z_CLIP if z < -Z_CLIP else z
@@ -290,7 +327,7 @@ class ParamScorer:
         zs = self._standardised(features)
         logit = self._intercept
         by_feature: dict[str, float] = {}
-        for (source, _), w, z in zip(self._sources, self._weights, zs, strict=True):
+        for (source, _, _), w, z in zip(self._sources, self._weights, zs, strict=True):
             c = w * z
             logit += c
             by_feature[source] = by_feature.get(source, 0.0) + c
@@ -323,10 +360,16 @@ class OnlineRiskModel:
         l2: float = DEFAULT_L2,
         intercept_lr: float = DEFAULT_LR,
         average_over: int = AVERAGE_OVER,
+        steps: Mapping[str, Sequence[float]] | None = None,
         calibrator: PlattCalibrator | None = None,
     ) -> None:
         if average_over < 1:
             raise ValueError(f"average_over must be at least 1, got {average_over}")
+        self.steps = {f: sorted({float(c) for c in cuts}) for f, cuts in (steps or {}).items()}
+        for feature, cuts in self.steps.items():
+            _input_name(feature)
+            if not all(math.isfinite(c) for c in cuts):
+                raise ValueError(f"steps of {feature!r}: cuts must be finite, got {cuts}")
         self.lr = lr
         self.l2 = l2
         self.intercept_lr = intercept_lr
@@ -337,6 +380,7 @@ class OnlineRiskModel:
             optimizer=optim.SGD(lr), l2=l2, intercept_lr=intercept_lr
         )
         self._names: list[str] = []  # sorted, so the order never depends on the input's order
+        self._sources: list[Source] = []  # what each of them reads
         self._weights: dict[str, float] = {}  # the averaged weights scored, by feature
         self._intercept = 0.0  # and the averaged intercept
         self._n = 0
@@ -351,6 +395,7 @@ class OnlineRiskModel:
             "l2": self.l2,
             "intercept_lr": self.intercept_lr,
             "average_over": self.average_over,
+            "steps": {f: list(cuts) for f, cuts in self.steps.items()},
         }
 
     def clone(self) -> OnlineRiskModel:
@@ -365,12 +410,11 @@ class OnlineRiskModel:
         return tuple(self._names)
 
     def _full(self, features: Mapping[str, float]) -> dict[str, float]:
-        full = {}
-        for name in self._names:
-            source, flag = _source(name)
-            value = float(features.get(source, 0.0))
-            full[name] = _indicator(value) if flag else value
-        return full
+        return {n: _read(s, features) for n, s in zip(self._names, self._sources, strict=True)}
+
+    def _set_names(self, names: list[str]) -> None:
+        self._names = sorted(names)
+        self._sources = [_source(n) for n in self._names]
 
     def _standardised(self, x: dict[str, float]) -> dict[str, float]:
         scaled = self._scaler.transform_one(x)  # type: ignore[no-untyped-call]
@@ -390,19 +434,17 @@ class OnlineRiskModel:
         """Learn one example (``human``: a person's label, counted apart). Raises
         ``ValueError`` on a non-finite feature value."""
         for name, value in features.items():
-            if not isinstance(name, str) or not name or name.endswith(INDICATOR):
-                raise ValueError(
-                    f"feature names must be non-empty strings not ending {INDICATOR!r}, "
-                    f"got {name!r}"
-                )
+            _input_name(name)
             _finite(value, f"feature {name!r}")
-        new = sorted({*features, *(n + INDICATOR for n in features)} - set(self._names))
+        derived = {*features, *(n + INDICATOR for n in features)}
+        derived.update(step_name(n, c) for n in features for c in self.steps.get(n, ()))
+        new = sorted(derived - set(self._names))
         if new:
             for name in new:  # as if it had been 0.0 in every earlier example
                 self._scaler.counts[name] = self._n
                 self._scaler.means[name] = 0.0
                 self._scaler.vars[name] = 0.0
-            self._names = sorted([*self._names, *new])
+            self._set_names([*self._names, *new])
         self.calibrator.learn_one(self.logit(features), label)
         x = self._full(features)
         self._scaler.learn_one(x)  # type: ignore[no-untyped-call]
@@ -451,13 +493,19 @@ class OnlineRiskModel:
 
         SGD resumes from the published (averaged) weights. The calibrator restarts with
         ``(a, b)`` and an empty window (it keeps them until it has ``min_examples`` new
-        labels); use :meth:`to_state` for a bit-exact trainer restart.
+        labels); use :meth:`to_state` for a bit-exact trainer restart. The steps are those
+        the parameters name.
         """
+        steps: dict[str, list[float]] = {}
+        for feature, cut, _ in map(_source, params.feature_names):
+            if cut is not None:
+                steps.setdefault(feature, []).append(cut)
         model = cls(
             lr=lr,
             l2=l2,
             intercept_lr=intercept_lr,
             average_over=average_over,
+            steps=steps,
             calibrator=calibrator,
         )
         model._load_params(params)
@@ -468,7 +516,7 @@ class OnlineRiskModel:
     def _load_params(self, params: ModelParams, iterate: Any = None) -> None:
         """Load published parameters; SGD's ``iterate`` (weights and intercept, as
         :meth:`to_state` writes it) if given, else the averaged ones."""
-        self._names = sorted(params.feature_names)
+        self._set_names(list(params.feature_names))
         self._n = params.n_labels
         self._negatives = params.n_labels if params.n_negatives is None else params.n_negatives
         self._human = params.n_human_labels or 0

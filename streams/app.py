@@ -136,6 +136,7 @@ def create_app(settings: Settings, rules: Rules) -> faust.App:
             state_table=app.Table("trainer", partitions=1, key_type=bytes, value_type=bytes),
             model_table=model_table,
             publish_every=settings.model_publish_every,
+            steps=rules.model.steps,
         )
 
         async def train(stream: Any) -> None:

@@ -74,7 +74,7 @@ class Learner:
             raise ValueError("publish_every must be at least 1")
         self.detector = detector
         self.publish_every = publish_every
-        self.model = OnlineRiskModel()
+        self.model = OnlineRiskModel(steps=detector.rules.model.steps)
         self.scored: list[Scored] = []
 
     def learn(self, examples: Iterable[tuple[str, LabelledExample]]) -> None:

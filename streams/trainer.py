@@ -18,6 +18,7 @@ features are the customer's latest, later than the snapshots still maturing.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -35,10 +36,20 @@ WINDOW = 2000
 
 
 class Trainer:
-    def __init__(self, *, state_table: Any, model_table: Any, publish_every: int) -> None:
+    def __init__(
+        self,
+        *,
+        state_table: Any,
+        model_table: Any,
+        publish_every: int,
+        steps: Mapping[str, Sequence[float]] | None = None,
+    ) -> None:
+        """``steps``: the rules' ``[model.steps]``, for a model started here; a model restored
+        from the table keeps those it was started with."""
         self.state_table = state_table
         self.model_table = model_table
         self.publish_every = publish_every
+        self.steps = steps
         self.recent: deque[tuple[float, bool]] = deque(maxlen=WINDOW)
         self.rejected = 0
         self.duplicates = 0
@@ -82,7 +93,7 @@ class Trainer:
         more than learning an example); anything else there is restored."""
         raw = self.state_table.get(STATE_KEY)
         if not raw:
-            return OnlineRiskModel()
+            return OnlineRiskModel(steps=self.steps)
         if self._last is not None and self._last[0] == raw:
             return self._last[1]
         return OnlineRiskModel.from_state(orjson.loads(raw))

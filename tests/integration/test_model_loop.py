@@ -32,7 +32,7 @@ def test_trainer_publishes_and_running_scorers_pick_it_up(
 ) -> None:
     """After the trainer publishes a version, later alerts name it, with no worker restart."""
     rules = Path(rules_file_without_warmup(tmp_path)).read_text()  # labels in the first half
-    rules = rules.replace('version = "rules-4"', 'version = "rules-loop"')
+    rules = rules.replace('version = "rules-5"', 'version = "rules-loop"')
     rules = rules.replace("min_labels = 200", "min_labels = 20")
     rules = rules.replace("full_weight_labels = 2000", "full_weight_labels = 60")
     (tmp_path / "rules.toml").write_text(rules)

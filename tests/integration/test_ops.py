@@ -84,7 +84,7 @@ def test_endpoints_report_health_metrics_and_customer_state(
             assert values[f'ews_alerts_total{{level="{level}",kind="{kind}"}}'] == count
         assert values["ews_consumer_lag_total"] == 0
         assert values["ews_sink_latency_seconds_count"] >= 1
-        assert values['ews_model_info{version="scorecard-0",rules="rules-4"}'] == 1
+        assert values['ews_model_info{version="scorecard-0",rules="rules-5"}'] == 1
         assert values["ews_assigned_partitions"] == 12
 
         alerted = redis_alerts(settings)[-1]["customer_id"]

@@ -80,7 +80,7 @@ def test_stream_yields_replayed_alerts_in_redis_and_on_the_topic(
         assert stored["level"] == alert.level.label
         assert stored["kind"] == alert.kind.value
         assert stored["reasons"] and len(stored["reasons"]) <= 4
-        assert stored["rules_version"] == "rules-4"
+        assert stored["rules_version"] == "rules-5"
 
 
 def test_bad_messages_land_in_the_dead_letter_topic_with_reasons(

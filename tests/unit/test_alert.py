@@ -58,7 +58,7 @@ def test_alert_id_is_deterministic_hex() -> None:
         ("kind", AlertKind.ESCALATED),
         ("level", Level.RED),
         ("trigger_event_id", "evt-10"),
-        ("rules_version", "rules-4"),
+        ("rules_version", "rules-5"),
         ("model_version", "model-7"),
     ],
 )

@@ -98,7 +98,7 @@ def test_a_backtest_writes_both_reports_for_champion_and_challenger(tmp_path: Pa
     stream = generate(customers=40, days=240, seed=5, deteriorating_share=0.5, malformed=2)
     to_jsonl(stream.messages, tmp_path / "sim.jsonl")
     truth_to_jsonl(stream.truth, tmp_path / "truth.jsonl")
-    rules = Path("config/rules.toml").read_text().replace('"rules-4"', '"rules-1-copy"')
+    rules = Path("config/rules.toml").read_text().replace('"rules-5"', '"rules-1-copy"')
     (tmp_path / "rules.toml").write_text(rules)
     settings = load_settings({"EWS_MODEL_PUBLISH_EVERY": "20"})
     report = run_backtest(

@@ -222,6 +222,40 @@ def test_each_feature_has_a_nonzero_indicator_whose_share_goes_to_the_feature() 
         model.learn_one({"returned!=0": 1.0}, True)
 
 
+def test_steps_learn_a_jump_the_value_alone_cannot_and_report_under_the_feature() -> None:
+    """With steps at 60 and 90, the model weighs ``dpd>=60.0`` and ``dpd>=90.0`` beside ``dpd``
+    and ``dpd!=0``: risk that jumps at 60 is learned as a jump. The scorer reads the cuts from the
+    names, agrees with the trainer, and reports the steps' shares under ``dpd``."""
+    rng = random.Random(21)
+    model = OnlineRiskModel(steps={"dpd": [90, 60]})
+    plain = OnlineRiskModel()
+    for _ in range(6000):
+        dpd = float(rng.choice([0, 0, 0, 30, 30, 60, 60, 90]))
+        bad = rng.random() < (0.8 if dpd >= 60 else 0.1)
+        model.learn_one({"dpd": dpd}, bad)
+        plain.learn_one({"dpd": dpd}, bad)
+    params = model.params("v")
+    assert params.feature_names == ("dpd", "dpd!=0", "dpd>=60.0", "dpd>=90.0")
+    assert params.weights["dpd>=60.0"] > 0.5
+
+    def jump(m: OnlineRiskModel) -> float:
+        risk = [m.predict_proba({"dpd": d}, calibrated=False) for d in (30.0, 60.0)]
+        return risk[1] - risk[0]
+
+    assert jump(model) > 0.45 > jump(plain) + 0.1
+    scorer = ParamScorer(params)
+    for dpd in (0.0, 30.0, 59.9, 60.0, 90.0, 1e9, math.nan):
+        scored = scorer.score({"dpd": dpd})
+        assert scored.logit == scorer.logit({"dpd": dpd})
+        assert abs(scored.logit - model.logit({"dpd": dpd})) <= 1e-12
+        assert [c.feature for c in scored.contributions] == ["dpd"]
+    restored = OnlineRiskModel.from_state(orjson.loads(orjson.dumps(model.to_state())))
+    assert restored.steps == {"dpd": [60.0, 90.0]}
+    assert OnlineRiskModel.from_params(params).steps == {"dpd": [60.0, 90.0]}
+    with pytest.raises(ValueError, match=">="):
+        model.learn_one({"dpd>=60.0": 1.0}, True)
+
+
 def test_extreme_values_are_clipped_at_five_standard_deviations() -> None:
     """A huge value contributes exactly weight * 5, a huge negative one weight * -5."""
     result = ParamScorer(PARAMS).score({"dpd": 1e12, "returned_share": -1e12})

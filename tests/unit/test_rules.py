@@ -33,7 +33,7 @@ def test_default_file_loads_with_version() -> None:
 def test_load_rules_from_an_explicit_path(tmp_path: Path) -> None:
     """load_rules reads the given path instead of the packaged default."""
     path = tmp_path / "rules.toml"
-    path.write_text(DEFAULT_RULES.read_text().replace('"rules-4"', '"rules-test-7"'))
+    path.write_text(DEFAULT_RULES.read_text().replace('"rules-5"', '"rules-test-7"'))
     assert load_rules(path).version == "rules-test-7"
 
 
@@ -126,6 +126,18 @@ def _negative_warmup(d: dict[str, Any]) -> None:
     d["model"]["warmup_days"] = -1
 
 
+def _steps_descending(d: dict[str, Any]) -> None:
+    d["model"]["steps"] = {"dpd": [90, 60]}
+
+
+def _step_of_an_unknown_feature(d: dict[str, Any]) -> None:
+    d["model"]["steps"] = {"dpdd": [60]}
+
+
+def _step_not_a_number(d: dict[str, Any]) -> None:
+    d["model"]["steps"] = {"utilisation": [0.5, "0.9"]}
+
+
 @pytest.mark.parametrize(
     ("change", "names"),
     [
@@ -140,6 +152,9 @@ def _negative_warmup(d: dict[str, Any]) -> None:
         (_ttl_below_horizon, ["state.idle_ttl_days", "horizon_days"]),
         (_unknown_state_key, ["state", "ttl"]),
         (_negative_warmup, ["model", "warmup_days"]),
+        (_steps_descending, ["model.steps.dpd", "ascend"]),
+        (_step_of_an_unknown_feature, ["model.steps", "dpdd"]),
+        (_step_not_a_number, ["model.steps.utilisation", "'0.9'"]),
     ],
 )
 def test_parse_rules_errors_name_the_field(change: Any, names: list[str]) -> None:
@@ -153,7 +168,7 @@ def test_parse_rules_errors_name_the_field(change: Any, names: list[str]) -> Non
 def test_load_rules_error_names_the_file(tmp_path: Path) -> None:
     """A bad rules file fails naming the file as well as the field."""
     path = tmp_path / "bad-rules.toml"
-    path.write_text(DEFAULT_RULES.read_text().replace('version = "rules-4"', ""))
+    path.write_text(DEFAULT_RULES.read_text().replace('version = "rules-5"', ""))
     with pytest.raises(RulesError, match=r"bad-rules\.toml.*version"):
         load_rules(path)
 
@@ -187,6 +202,15 @@ def test_reason_text_that_cannot_format_is_a_rules_error(text: str) -> None:
 
     with pytest.raises(RulesError, match=r"scorecard\.features\.dpd"):
         parse_rules(_mutated(change))
+
+
+def test_packaged_steps_cut_features_the_signals_report() -> None:
+    """``[model.steps]`` names features the model receives, so no step is silently constant."""
+    from detectors.state import FEATURE_NAMES
+
+    steps = load_rules().model.steps
+    assert steps and set(steps) <= set(FEATURE_NAMES)
+    assert all(list(cuts) == sorted(cuts) for cuts in steps.values())
 
 
 def test_signal_details_stay_within_the_template_vocabulary() -> None:

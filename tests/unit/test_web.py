@@ -101,7 +101,7 @@ def test_metrics_read_the_counters_and_the_lag() -> None:
     assert samples[("ews_alerts_total", (("kind", "escalated"), ("level", "red")))] == 3
     assert samples[("ews_consumer_lag", (("partition", "0"), ("topic", "t.transactions")))] == 60
     assert samples[("ews_consumer_lag_total", ())] == 60
-    assert samples[("ews_model_info", (("rules", "rules-4"), ("version", "scorecard-0")))] == 1
+    assert samples[("ews_model_info", (("rules", "rules-5"), ("version", "scorecard-0")))] == 1
     assert samples[("ews_alerts_delivered_total", ())] == 7
 
 
