@@ -122,6 +122,13 @@ def _input_name(name: Any) -> None:
         )
 
 
+def _is_finite_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
 def _finite(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{where}: expected a number, got {type(value).__name__}")
@@ -172,6 +179,10 @@ class ModelParams:
             raise ValueError("feature_names: expected a tuple of non-empty strings")
         if len(set(self.feature_names)) != len(self.feature_names):
             raise ValueError("feature_names: duplicate names")
+        for name in self.feature_names:
+            _, step, cut = name.partition(STEP)
+            if step and not _is_finite_number(cut):
+                raise ValueError(f"feature_names: {name!r} cuts at no finite number")
         names = set(self.feature_names)
         for field in ("means", "variances", "weights"):
             table = getattr(self, field)

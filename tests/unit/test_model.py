@@ -254,6 +254,9 @@ def test_steps_learn_a_jump_the_value_alone_cannot_and_report_under_the_feature(
     assert OnlineRiskModel.from_params(params).steps == {"dpd": [60.0, 90.0]}
     with pytest.raises(ValueError, match=">="):
         model.learn_one({"dpd>=60.0": 1.0}, True)
+    bad = {**params.to_dict(), "feature_names": ["dpd", "dpd!=0", "dpd>=sixty", "dpd>=90.0"]}
+    with pytest.raises(ValueError, match="'dpd>=sixty' cuts at no finite number"):
+        ModelParams.from_dict(bad)
 
 
 def test_extreme_values_are_clipped_at_five_standard_deviations() -> None:
