@@ -109,12 +109,12 @@ def _read(source: Source, features: Mapping[str, float]) -> float:
     return _indicator(value) if nonzero else value
 
 
-def step_name(feature: str, cut: float) -> str:
+def _step_name(feature: str, cut: float) -> str:
     """The model feature of ``feature``'s step at ``cut``: ``dpd>=60.0``."""
     return f"{feature}{STEP}{float(cut)!r}"
 
 
-def _input_name(name: Any) -> None:
+def _check_input_name(name: Any) -> None:
     if not isinstance(name, str) or not name or name.endswith(INDICATOR) or STEP in name:
         raise ValueError(
             f"feature names must be non-empty strings not ending {INDICATOR!r} and without "
@@ -378,7 +378,7 @@ class OnlineRiskModel:
             raise ValueError(f"average_over must be at least 1, got {average_over}")
         self.steps = {f: sorted({float(c) for c in cuts}) for f, cuts in (steps or {}).items()}
         for feature, cuts in self.steps.items():
-            _input_name(feature)
+            _check_input_name(feature)
             if not all(math.isfinite(c) for c in cuts):
                 raise ValueError(f"steps of {feature!r}: cuts must be finite, got {cuts}")
         self.lr = lr
@@ -445,10 +445,10 @@ class OnlineRiskModel:
         """Learn one example (``human``: a person's label, counted apart). Raises
         ``ValueError`` on a non-finite feature value."""
         for name, value in features.items():
-            _input_name(name)
+            _check_input_name(name)
             _finite(value, f"feature {name!r}")
         derived = {*features, *(n + INDICATOR for n in features)}
-        derived.update(step_name(n, c) for n in features for c in self.steps.get(n, ()))
+        derived.update(_step_name(n, c) for n in features for c in self.steps.get(n, ()))
         new = sorted(derived - set(self._names))
         if new:
             for name in new:  # as if it had been 0.0 in every earlier example
