@@ -63,6 +63,10 @@ class Applied:
     feedback: Feedback | None = None
 
 
+_SKIPPED = Applied(skipped=True)
+_QUIET = Applied(skipped=False)  # most events: applied, nothing raised, nothing matured
+
+
 class RiskDetector:
     """Applies events to customer state, scores before learning, and decides alerts."""
 
@@ -113,7 +117,7 @@ class RiskDetector:
         """Fold ``event`` into ``state`` (in place) and return the alerts it triggers."""
         last = state.offsets.get(source.topic)
         if last is not None and source.offset <= last:
-            return Applied(skipped=True)
+            return _SKIPPED
         state.offsets[source.topic] = source.offset
         trigger = Trigger(event.event_id, source.topic, source.partition, source.offset)
         if isinstance(event, Feedback):
@@ -136,7 +140,7 @@ class RiskDetector:
         for the TTL with nothing at stake (level none, nothing overdue, no label pending): the
         caller then forgets the state. Ticks keep no label snapshots; only events do."""
         if _ms(now) <= state.watermark_ms:
-            return Applied(skipped=True)
+            return _SKIPPED
         applied, dpd = self._evaluate(state, now, trigger, now, snapshot=False)
         idle_ms = _ms(now) - state.watermark_ms
         expired = (
@@ -257,6 +261,8 @@ class RiskDetector:
             alert = self._alert(state, transition, trigger, event_time, now, features)
             self._start_clock(state, alert, now_ms)
             alerts.append(alert)
+        if not alerts and not examples:
+            return _QUIET, dpd
         return Applied(skipped=False, alerts=tuple(alerts), examples=examples), dpd
 
     @staticmethod

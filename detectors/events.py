@@ -2,6 +2,11 @@
 
 They carry only validated values (UTC-aware times, positive :class:`~decimal.Decimal` money) and the
 position of the message they came from, so that a redelivery can be recognised.
+
+Every event is built once per message on the hot path and never changed after: the classes are
+plain slotted dataclasses, not frozen ones, because a frozen dataclass's ``__init__`` sets each
+field through ``object.__setattr__`` (about 1.7 us for a transaction against 0.3 us; ``ews
+bench``). Treat them as read-only.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ class RepaymentType(StrEnum):
     REVERSAL = "reversal"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Source:
     """Where a message was read: topic, partition and offset."""
 
@@ -48,7 +53,7 @@ class Source:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Transaction:
     event_id: str
     customer_id: str
@@ -65,7 +70,7 @@ class Transaction:
     credit_limit: Decimal | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Repayment:
     event_id: str
     customer_id: str
@@ -93,7 +98,7 @@ BAD_OUTCOMES = frozenset({OutcomeKind.DEFAULT, OutcomeKind.WRITTEN_OFF, OutcomeK
 """Declared outcomes that make the customer bad for the model, whatever their days past due."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """A credit outcome declared by the bank (``ews.outcomes``): a label beside days past due."""
 
@@ -114,7 +119,7 @@ class FeedbackAction(StrEnum):
     RESOLVE = "resolve"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Feedback:
     """An answer from case management or on-call staff. ``alert_id`` None: customer-wide.
     ``until`` (required for a snooze) and ``reason_code`` (a snooze of one reason) only for

@@ -31,8 +31,10 @@ class Scorecard:
     def probability(self, features: dict[str, float]) -> float:
         """The score alone, with the very arithmetic of :meth:`score_one` (the hot path)."""
         logit = self.rules.intercept
+        get = features.get
         for name, weight, cap in self._terms:
-            logit += weight * min(features.get(name, 0.0), cap)
+            value = get(name, 0.0)
+            logit += weight * (cap if cap < value else value)  # min(value, cap), without a call
         return sigmoid(logit)
 
     def score_one(self, features: dict[str, float]) -> Scored:

@@ -100,7 +100,9 @@ class EventTimeMerger:
 
     def push(self, item: Pending) -> None:
         tp = (item.topic, item.partition)
-        self.seen(item.topic, item.partition, item.offset)
+        last = self._last_offset.get(tp, -1)  # what seen() does, inline: once per message
+        if item.offset > last:
+            self._last_offset[tp] = item.offset
         buffer = self._buffers.get(tp)
         if buffer is None:
             buffer = self._buffers[tp] = deque()
