@@ -326,6 +326,8 @@ class RepaymentBehaviour(Signal):
         return entry
 
     def _judge_passed(self, day: int) -> None:
+        if not self.open:  # most events: nothing to judge
+            return
         for entry in sorted(self.open, key=lambda e: e[2]):
             if not entry[5] and day > entry[2] + self.grace_days:
                 self._learn_ratio(entry)
@@ -345,13 +347,15 @@ class RepaymentBehaviour(Signal):
     def score_one(self, now: datetime) -> dict[str, float]:
         today = now.toordinal()
         fast, slow = self.fast, self.slow
-        for entry in sorted(self.open, key=lambda e: e[2]):  # what judging at ``now`` would add
-            if not entry[5] and today > entry[2] + self.grace_days:
-                fast, slow = self._updated(fast, slow, _ratio(entry))
+        if self.open:
+            for entry in sorted(self.open, key=lambda e: e[2]):  # what judging at ``now`` adds
+                if not entry[5] and today > entry[2] + self.grace_days:
+                    fast, slow = self._updated(fast, slow, _ratio(entry))
+        partials = sum(1 for p in self.partials if 0 <= today - p < 90) if self.partials else 0
         return {
             "payment_ratio_decline": slow - fast if fast >= 0 else 0.0,
             "cures": float(self.cures),
-            "partial_payments_90d": float(sum(1 for p in self.partials if 0 <= today - p < 90)),
+            "partial_payments_90d": float(partials),
         }
 
     def to_state(self) -> Any:

@@ -268,8 +268,9 @@ class RiskDetector:
     @staticmethod
     def _features(state: CustomerState, now: datetime) -> dict[str, float]:
         features: dict[str, float] = {}
+        update = features.update
         for signal in state.signals:
-            features.update(signal.score_one(now))
+            update(signal.score_one(now))
         return features
 
     def _alert(

@@ -83,6 +83,13 @@ class DaysPastDue(Signal):
         return _midnight(today + 1 if earliest < today else earliest + 1)
 
     def score_one(self, now: datetime) -> dict[str, float]:
+        if not self.open:  # most customers, most of the time
+            return {
+                "dpd": 0.0,
+                "missed_instalments": 0.0,
+                "partial_instalments": 0.0,
+                "arrears": 0.0,
+            }
         today = now.toordinal()
         overdue = [e for e in self.open.values() if e[0] < today]
         return {

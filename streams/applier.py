@@ -45,6 +45,8 @@ from detectors.state import CustomerState
 from streams.merge import Pending
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY = timedelta(days=1)
+_MS = timedelta(milliseconds=1)
 SWEEP_TOPIC = "sweep"  # the trigger topic named by alerts that a sweep raised
 
 
@@ -137,12 +139,12 @@ def apply_batch(
 
 
 def day_of(ts: datetime) -> int:
-    return (ts - EPOCH) // timedelta(days=1)
+    return (ts - EPOCH) // _DAY
 
 
 def wake_day(wake: datetime) -> int:
     """The first sweep day (midnight) at or after ``wake``."""
-    return -(-((wake - EPOCH) // timedelta(milliseconds=1)) // DAY_MS)
+    return -(-((wake - EPOCH) // _MS) // DAY_MS)
 
 
 class _Batch:
