@@ -75,6 +75,7 @@ class RiskDetector:
         self.scorecard_version = model_version
         self.scorecard = Scorecard(rules)
         self.policy = LevelPolicy(rules)
+        self._idle_ttl = timedelta(days=rules.idle_ttl_days)
         self.model: ParamScorer | None = None
         self.model_weight = 0.0
         self.use_model(model)
@@ -157,7 +158,7 @@ class RiskDetector:
         """When the sweep should next look at this customer if they send nothing: a due date
         or an expected salary passing, a label maturing, the daily re-examination of a customer
         above level none, or the idle TTL."""
-        wake = state.watermark + timedelta(days=self.rules.idle_ttl_days)
+        wake = state.watermark + self._idle_ttl
         for signal in state.signals:
             at = signal.wake_at(now)
             if at is not None and at < wake:

@@ -229,7 +229,7 @@ class LabelMaturer:
         Names outside ``feature_names`` are ignored; missing ones are stored as 0.0.
         """
         now_ms = _to_ms(now)
-        if self.warming_up(now) or self.bad:
+        if self._warming_up(now_ms) or self.bad:
             return False
         if self.last_snapshot_ms is not None and now_ms - self.last_snapshot_ms < self._every_ms:
             return False
@@ -244,9 +244,11 @@ class LabelMaturer:
 
     def warming_up(self, now: datetime) -> bool:
         """True for ``warmup_days`` from the first call (the customer's first scoring offered)."""
+        return self._warming_up(_to_ms(now)) if self._warmup_ms else False
+
+    def _warming_up(self, now_ms: int) -> bool:
         if not self._warmup_ms:
             return False
-        now_ms = _to_ms(now)
         if self.first_ms is None:
             self.first_ms = now_ms
         return now_ms - self.first_ms < self._warmup_ms

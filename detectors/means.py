@@ -47,6 +47,7 @@ class Means(Signal):
         self.credits: list[list[int]] = []  # [day ordinal, whole units], days rising
         # The (account, limit) learned last: most transactions repeat it, and need no update.
         self._latest: tuple[str, Decimal] | None = None
+        self._saved: list[Any] | None = None  # to_state's answer until limits or credits change
 
     @property
     def params(self) -> dict[str, Any]:
@@ -58,12 +59,14 @@ class Means(Signal):
         limit = event.credit_limit
         if limit is not None and (event.account_id, limit) != self._latest:
             self._latest = (event.account_id, limit)
+            self._saved = None
             account = zlib.crc32(event.account_id.encode()) & 0xFFFF
             self.limits.pop(account, None)
             self.limits[account] = int(max(limit, Decimal(0)))
             if len(self.limits) > self.max_accounts:
                 del self.limits[next(iter(self.limits))]  # the one not heard from longest
         if event.direction is Direction.CREDIT and event.channel is not Channel.CARD:
+            self._saved = None
             self._add(event.ts.toordinal(), int(event.amount))
 
     def _add(self, day: int, amount: int) -> None:
@@ -107,17 +110,20 @@ class Means(Signal):
 
     def to_state(self) -> Any:
         """``[[[account hash, limit], ...], [first day, amount, gap in days, amount, ...]]``,
-        limits oldest first; each credit day after the first as its gap to the one before."""
-        flat: list[int] = []
-        previous = 0
-        for day, amount in self.credits:
-            flat += [day - previous, amount]
-            previous = day
-        return [[[a, v] for a, v in self.limits.items()], flat]
+        limits oldest first; each credit day after the first as its gap to the one before. Most
+        events change neither, so the answer is kept until one does (callers only read it)."""
+        if self._saved is None:
+            flat: list[int] = []
+            previous = 0
+            for day, amount in self.credits:
+                flat += [day - previous, amount]
+                previous = day
+            self._saved = [[[a, v] for a, v in self.limits.items()], flat]
+        return self._saved
 
     def load_state(self, state: Any) -> None:
         limits, flat = state
-        self._latest = None
+        self._latest = self._saved = None
         self.limits = {int(a): int(v) for a, v in limits}
         self.credits, day = [], 0
         for gap, amount in zip(flat[::2], flat[1::2], strict=True):

@@ -13,12 +13,11 @@ import math
 
 from river import stats
 
-DIGITS = 7
-_FORMAT = f".{DIGITS}g"
+DIGITS = 7  # spelled out in _r's format spec too
 
 
 def _r(x: float) -> float:
-    return float(format(x, _FORMAT))
+    return float(f"{x:.7g}")  # DIGITS significant digits (an f-string: faster than format())
 
 
 class EWMeanVar(stats.base.Univariate):
