@@ -38,6 +38,7 @@ _RET_MASK = (1 << (2 * _RET_DAYS)) - 1
 _RET_LOW = int("01" * _RET_DAYS, 2)  # low bit of every 2-bit field
 _MAX_DAYS = 10_000  # days counted beyond this change no bias correction
 _MAX_CENTS = 10**18  # day totals saturate here (orjson integers are 64-bit)
+_ZERO = Decimal(0)
 
 
 def _span_alpha(span_days: float) -> float:
@@ -123,7 +124,7 @@ class AccountTrends(Signal):
             else:
                 self.debit_today = min(self.debit_today + cents, _MAX_CENTS)
         if age == 0 and event.balance_after is not None and event.credit_limit:
-            used = max(-event.balance_after, Decimal(0)) / event.credit_limit
+            used = max(-event.balance_after, _ZERO) / event.credit_limit
             first = self.utilisation < 0
             self.utilisation = round(float(used), 6)
             if first:  # start the trend at the first value, not at 0

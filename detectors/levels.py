@@ -95,6 +95,7 @@ class LevelPolicy:
         self.rules = rules
         self.resolve_after_ms = rules.resolve_after_days * DAY_MS
         self.cooldown_ms = rules.cooldown_days * DAY_MS
+        self._enter = tuple(zip((Level.WATCH, Level.AMBER, Level.RED), rules.bands, strict=True))
 
     def floor(self, dpd: float) -> Level:
         if dpd >= self.rules.red_dpd:
@@ -106,8 +107,8 @@ class LevelPolicy:
     def entered(self, score: float) -> Level:
         """The highest level whose enter threshold the score reaches."""
         level = Level.NONE
-        for candidate in (Level.WATCH, Level.AMBER, Level.RED):
-            if score >= self.rules.bands[candidate - 1].enter:
+        for candidate, band in self._enter:
+            if score >= band.enter:
                 level = candidate
         return level
 

@@ -12,6 +12,7 @@ from detectors.events import Channel, Direction, Event, Transaction, TxStatus
 from detectors.stats import EWMeanVar, EWShare
 
 GAMBLING_MCCS = frozenset({"7995", "7800", "7801", "7802"})
+_ZERO = Decimal(0)
 
 
 class SpendSpike(Signal):
@@ -86,7 +87,7 @@ class AccountConduct(Signal):
         if event.balance_after is not None:
             self.overdrawn.update(1.0 if event.balance_after < 0 else 0.0)
             if event.credit_limit:
-                used = max(-event.balance_after, Decimal(0)) / event.credit_limit
+                used = max(-event.balance_after, _ZERO) / event.credit_limit
                 self.utilisation = round(float(used), 4)
         if _is_posted_debit(event):
             self.cash_advance.update(1.0 if event.channel is Channel.CASH_ADVANCE else 0.0)
@@ -102,11 +103,11 @@ class AccountConduct(Signal):
         }
 
     def to_state(self) -> Any:
-        return [
-            self.overdrawn.to_state(),
-            self.returned.to_state(),
-            self.cash_advance.to_state(),
-            self.gambling.to_state(),
+        return [  # EWShare.to_state() is its share: read directly, as this runs for every save
+            self.overdrawn.share,
+            self.returned.share,
+            self.cash_advance.share,
+            self.gambling.share,
             self.utilisation,
         ]
 

@@ -380,7 +380,9 @@ _CHANNELS = Channel._value2member_map_
 _TX_STATUSES = TxStatus._value2member_map_
 _REPAYMENT_TYPES = RepaymentType._value2member_map_
 _UTC = timedelta(0)
-_match_decimal = _DECIMAL.fullmatch
+# At most 15 integer digits: below _MAX_AMOUNT by its form, so the fast path needs no comparison
+# (a longer form, leading zeros and all, goes to the checked decoder).
+_match_decimal = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,9})?").fullmatch
 
 
 def _fast_transaction(data: dict[str, Any]) -> Transaction | None:
@@ -498,11 +500,8 @@ def _fast_time(value: Any) -> datetime | None:
 
 def _fast_money(value: Any) -> Decimal | None:
     if type(value) is str:
-        if not _match_decimal(value):
-            return None
-        amount = Decimal(value)
-    elif type(value) is int:
+        return Decimal(value) if _match_decimal(value) else None
+    if type(value) is int:
         amount = Decimal(value).scaleb(-2)
-    else:
-        return None
-    return amount if abs(amount) < _MAX_AMOUNT else None
+        return amount if abs(amount) < _MAX_AMOUNT else None
+    return None
