@@ -93,9 +93,27 @@ class BenchOptions:
 
 @dataclass(slots=True)
 class Run:
+    """One mode's repetition. ``cpu_s``: CPU seconds its worker processes used (all threads,
+    summed over processes) while the timed events were committed, so ``events_per_cpu_s`` is the
+    work per CPU-second whatever share of the cores the workers got, and ``cores`` the cores
+    they kept busy (``cpu_s`` over the window's wall time)."""
+
     mode: str
     events_per_s: float
     peak_rss_mb: float | None = None
+    cpu_s: float | None = None
+    events_per_cpu_s: float | None = None
+    cores: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """What the committed offsets showed: events per second, and the workers' CPU meanwhile."""
+
+    events_per_s: float
+    events: int
+    seconds: float
+    cpu_s: float | None
 
 
 @dataclass(slots=True)
@@ -106,11 +124,13 @@ class Report:
     latency: dict[str, Any] = field(default_factory=dict)
     state_bytes: dict[str, float] = field(default_factory=dict)
 
-    def medians(self) -> dict[str, float]:
-        rates: dict[str, list[float]] = {}
+    def medians(self, field_name: str = "events_per_s") -> dict[str, float]:
+        values: dict[str, list[float]] = {}
         for run in self.runs:
-            rates.setdefault(run.mode, []).append(run.events_per_s)
-        return {mode: statistics.median(values) for mode, values in rates.items()}
+            value = getattr(run, field_name)
+            if value is not None:
+                values.setdefault(run.mode, []).append(value)
+        return {mode: statistics.median(vs) for mode, vs in values.items()}
 
     def to_dict(self) -> dict[str, Any]:
         medians = self.medians()
@@ -120,8 +140,13 @@ class Report:
             for mode, rate in medians.items()
             if pipeline and mode in MODES and mode != "pipeline" and rate > 0
         }
+        per_cpu = self.medians("events_per_cpu_s")
         if pipeline and "pipeline-2w" in medians:
             ratios["pipeline-2w/pipeline"] = round(medians["pipeline-2w"] / pipeline, 3)
+            if per_cpu.get("pipeline") and "pipeline-2w" in per_cpu:
+                ratios["pipeline-2w/pipeline per CPU-second"] = round(
+                    per_cpu["pipeline-2w"] / per_cpu["pipeline"], 3
+                )
         rss: dict[str, float] = {}
         for run in self.runs:
             if run.peak_rss_mb is not None:
@@ -132,6 +157,8 @@ class Report:
             "events_per_s_median": {m: round(r, 1) for m, r in medians.items()},
             "ratios": ratios,
             "peak_rss_mb_max": rss,
+            "events_per_cpu_s_median": {m: round(r, 1) for m, r in per_cpu.items()},
+            "cores_median": {m: round(c, 2) for m, c in self.medians("cores").items()},
             "latency": self.latency,
             "state_bytes_per_customer": self.state_bytes,
             "runs": [dataclasses.asdict(r) for r in self.runs],
@@ -173,7 +200,12 @@ def run_bench(
                 run = _measure(mode, base, f"{mode}-{rep}", total, workdir)
                 report.runs.append(run)
                 rss = f", peak RSS {run.peak_rss_mb:.0f} MB" if run.peak_rss_mb else ""
-                print(f"  {mode:<12} rep {rep + 1}: {run.events_per_s:>10,.0f} events/s{rss}")
+                cpu = (
+                    f", {run.events_per_cpu_s:,.0f} per CPU-second on {run.cores:.2f} cores"
+                    if run.events_per_cpu_s and run.cores
+                    else ""
+                )
+                print(f"  {mode:<12} rep {rep + 1}: {run.events_per_s:>10,.0f} events/s{rss}{cpu}")
         if "pipeline" in options.modes:
             report.latency = _latency(settings, options, workdir)
         report.state_bytes = state_bytes(sample.messages, settings.partitions)
@@ -249,9 +281,14 @@ def _measure(mode: str, base: Settings, name: str, total: int, workdir: Path) ->
     else:
         processes = [_start_baseline(mode.removeprefix("faust-"), settings, logs[0])]
     try:
-        rate = asyncio.run(_watch_commits(settings, total, processes, logs))
+        window = asyncio.run(_watch_commits(settings, total, processes, logs))
         peaks = [peak_rss_mb(process.pid) for process in processes]
-        return Run(mode, rate, max((p for p in peaks if p is not None), default=None))
+        run = Run(mode, window.events_per_s, max((p for p in peaks if p is not None), default=None))
+        if window.cpu_s:
+            run.cpu_s = round(window.cpu_s, 2)
+            run.events_per_cpu_s = round(window.events / window.cpu_s, 1)
+            run.cores = round(window.cpu_s / window.seconds, 3)
+        return run
     finally:
         for process in processes:
             stop_process(process)
@@ -314,16 +351,19 @@ async def _watch_commits(
     total: int,
     processes: list[subprocess.Popen[bytes]],
     logs: list[Path],
-) -> float:
-    """Events/s between the first commit seen and the commit of the last event."""
-    (first_at, first_done), (last_at, last_done) = await _wait_committed(
+) -> _Window:
+    """Events/s between the first commit seen and the commit of the last event, and the CPU
+    the worker processes used between the two."""
+    (first_at, first_done, first_cpu), (last_at, last_done, last_cpu) = await _wait_committed(
         settings, total, processes, logs
     )
     if last_at <= first_at:
         raise RuntimeError(
             f"{settings.app_id}: the whole mix was committed at once; use more --events to time it"
         )
-    return (last_done - first_done) / (last_at - first_at)
+    events, seconds = last_done - first_done, last_at - first_at
+    cpu = None if first_cpu is None or last_cpu is None else last_cpu - first_cpu
+    return _Window(events / seconds, events, seconds, cpu)
 
 
 async def _wait_committed(
@@ -331,8 +371,9 @@ async def _wait_committed(
     total: int,
     processes: list[subprocess.Popen[bytes]],
     logs: list[Path],
-) -> tuple[tuple[float, int], tuple[float, int]]:
-    """Poll the group's committed offsets until ``total``; the first and last (time, count)."""
+) -> tuple[tuple[float, int, float | None], tuple[float, int, float | None]]:
+    """Poll the group's committed offsets until ``total``; the first and last (time, count,
+    the processes' CPU seconds so far)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=settings.app_id,
@@ -341,7 +382,7 @@ async def _wait_committed(
     )
     await consumer.start()
     tps = _input_partitions(settings)
-    first: tuple[float, int] | None = None
+    first: tuple[float, int, float | None] | None = None
     deadline = time.monotonic() + _run_timeout(total)
     try:
         while time.monotonic() < deadline:
@@ -351,9 +392,9 @@ async def _wait_committed(
             done = sum([(await consumer.committed(tp)) or 0 for tp in tps])
             now = time.monotonic()
             if done and first is None:
-                first = (now, done)
+                first = (now, done, cpu_seconds(processes))
             if done >= total and first is not None:
-                return first, (now, done)
+                return first, (now, done, cpu_seconds(processes))
             await asyncio.sleep(POLL_S)
         raise RuntimeError(f"{settings.app_id} did not finish within {_run_timeout(total):.0f} s")
     finally:
@@ -370,6 +411,21 @@ def _tail(path: Path, lines: int = 60) -> str:
 def _input_partitions(settings: Settings) -> list[TopicPartition]:
     partitions = range(settings.partitions)
     return [TopicPartition(t, p) for t in settings.topics.inputs for p in partitions]
+
+
+def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> float | None:
+    """User and system CPU seconds the processes used so far (every thread), where /proc
+    offers them."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for process in processes:
+        try:
+            stat = Path(f"/proc/{process.pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
+    return total / ticks
 
 
 def peak_rss_mb(pid: int) -> float | None:
@@ -438,7 +494,7 @@ def _latency_mix_max(settings: Settings, mix: GeneratedStream, workdir: Path) ->
     log_path = workdir / "latency-max.log"
     process = start_worker(top, log_path)
     try:
-        return asyncio.run(_watch_commits(top, len(messages), [process], [log_path]))
+        return asyncio.run(_watch_commits(top, len(messages), [process], [log_path])).events_per_s
     finally:
         stop_process(process)
 
@@ -536,6 +592,12 @@ def print_report(result: dict[str, Any]) -> None:
         print(f"  {mode:<12} {rate:>12,.0f} events/s (median){extra}")
     for name, ratio in result["ratios"].items():
         print(f"  {name:<24} {ratio:.2f}x")
+    for mode, per_cpu in result["events_per_cpu_s_median"].items():
+        cores = result["cores_median"].get(mode)
+        print(
+            f"  {mode:<12} {per_cpu:>12,.0f} events per worker CPU-second (median),"
+            f" on {cores} cores"
+        )
     if result["latency"]:
         lat = result["latency"]
         print(

@@ -49,6 +49,14 @@ def test_bench_smoke_reports_every_mode(tmp_path: Path) -> None:
     assert all(rate > 0 for rate in report["events_per_s_median"].values())
     assert set(report["ratios"]) == {f"pipeline/{m}" for m in MODES if m != "pipeline"}
     assert report["peak_rss_mb_max"]["pipeline"] > 0
+    workers = set(MODES) - {"limit"}  # limit runs in the bench's own process
+    assert set(report["events_per_cpu_s_median"]) == workers
+    for run in report["runs"]:
+        if run["mode"] in workers:  # CPU used over the timed window, from /proc
+            assert run["cpu_s"] > 0 and run["cores"] > 0
+            assert run["events_per_cpu_s"] == pytest.approx(
+                run["events_per_s"] / run["cores"], rel=0.05
+            )
     latency = report["latency"]
     assert latency["alerts"] > 0
     half = latency["mix_max_events_per_s"] / 2
