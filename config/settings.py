@@ -117,6 +117,7 @@ class Settings:
     sink_retry_max_s: float = field(default=10.0, metadata=_doc("EWS_SINK_RETRY_MAX_S"))
     merge_idle_s: float = field(default=0.05, metadata=_doc("EWS_MERGE_IDLE_S"))
     state_cache_customers: int = field(default=50_000, metadata=_doc("EWS_STATE_CACHE_CUSTOMERS"))
+    standby_replicas: int = field(default=0, metadata=_doc("EWS_STANDBY_REPLICAS"))
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -220,6 +221,8 @@ def _validate(s: Settings) -> None:
     ):
         if getattr(s, name) < 1:
             fail(name, f"must be at least 1, got {getattr(s, name)}")
+    if not 0 <= s.standby_replicas <= 8:
+        fail("standby_replicas", f"must be between 0 and 8, got {s.standby_replicas}")
     if not 0 <= s.web_port < 65536:
         fail("web_port", f"must be 0 (off) or a port, got {s.web_port}")
     if not 6.0 <= s.kafka_session_timeout_s <= 300.0:  # also false for NaN

@@ -32,6 +32,7 @@ import itertools
 import math
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -391,7 +392,7 @@ async def _wait_committed(
                     raise RuntimeError(f"{settings.app_id} exited early:\n{_tail(log_path)}")
             done = sum([(await consumer.committed(tp)) or 0 for tp in tps])
             now = time.monotonic()
-            if done and first is None:
+            if done and first is None and _one_generation(logs):
                 first = (now, done, cpu_seconds(processes))
             if done >= total and first is not None:
                 return first, (now, done, cpu_seconds(processes))
@@ -399,6 +400,28 @@ async def _wait_committed(
         raise RuntimeError(f"{settings.app_id} did not finish within {_run_timeout(total):.0f} s")
     finally:
         await consumer.stop()
+
+
+_GENERATION = re.compile(rb"generation id (\d+)")
+
+
+def _one_generation(logs: list[Path]) -> bool:
+    """True when every worker has been assigned partitions in the same (latest) group
+    generation: two workers started together join one at a time, and the first one takes every
+    partition until the second's join moves half of them (its buffered events dropped, the
+    changelog recovered by the new owner). The window starts after that one-off handover."""
+    if len(logs) == 1:
+        return True
+    generations = set()
+    for log_path in logs:
+        try:
+            found = _GENERATION.findall(log_path.read_bytes())
+        except OSError:
+            return False
+        if not found:
+            return False
+        generations.add(found[-1])
+    return len(generations) == 1
 
 
 def _tail(path: Path, lines: int = 60) -> str:

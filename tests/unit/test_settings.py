@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from config.rules import load_rules
 from config.settings import Settings, SettingsError, Topics, load_settings
+from streams.app import create_app
 
 
 def _file(tmp_path: Path, text: str) -> Path:
@@ -287,3 +289,19 @@ def test_every_setting_is_documented_in_the_readme() -> None:
         if "doc" in f.metadata
     ]
     assert names and not [n for n in names if f"`{n}`" not in readme]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, 0), ("0", 0), ("1", 1), ("2", 2)])
+def test_standby_replicas_reach_faust(raw: str | None, expected: int) -> None:
+    """Standby copies of the tables are off unless asked for (they cost each worker of a group
+    about a third of its throughput), and the setting is what the Faust app is given."""
+    env = {} if raw is None else {"EWS_STANDBY_REPLICAS": raw}
+    settings = load_settings(env)
+    assert settings.standby_replicas == expected
+    assert create_app(settings, load_rules(None)).conf.table_standby_replicas == expected
+
+
+@pytest.mark.parametrize("raw", ["-1", "9"])
+def test_standby_replicas_out_of_range_name_the_field(raw: str) -> None:
+    with pytest.raises(SettingsError, match=r"standby_replicas.*EWS_STANDBY_REPLICAS"):
+        load_settings({"EWS_STANDBY_REPLICAS": raw})
