@@ -70,7 +70,8 @@ class EWShare(stats.base.Univariate):
         self.share = 0.0
 
     def update(self, x: float) -> None:
-        self.share = _r(self.share + self.fading_factor * (x - self.share))
+        if x != self.share:  # else unchanged, exactly: most customers' shares sit at 0 or 1
+            self.share = _r(self.share + self.fading_factor * (x - self.share))
 
     def get(self) -> float:
         return self.share
