@@ -79,6 +79,7 @@ class AccountTrends(Signal):
         self.fast_span = fast_span
         self.slow_span = slow_span
         self.min_days = min_days
+        self._fast, self._slow = _span_alpha(fast_span), _span_alpha(slow_span)  # EW weights
         self.day = 0  # ordinal of the latest day seen; 0: nothing seen yet
         self.overdraft_bits = 0
         self.returned_bits = 0
@@ -151,7 +152,7 @@ class AccountTrends(Signal):
         n = self.days
         if self.day == 0 or day <= self.day:
             return cf, cs, df, ds, uf, us, n
-        fast, slow = _span_alpha(self.fast_span), _span_alpha(self.slow_span)
+        fast, slow = self._fast, self._slow
         credit, debit = self.credit_today / 100, self.debit_today / 100
         util = max(self.utilisation, 0.0)
         cf += fast * (credit - cf)
@@ -192,8 +193,8 @@ class AccountTrends(Signal):
         returned = (ret & _RET_LOW).bit_count() + 2 * ((ret >> 1) & _RET_LOW).bit_count()
         ready = n >= self.min_days
         if ready:  # the flow means start at 0: correct for that bias as Adam does
-            kf = 1 - (1 - _span_alpha(self.fast_span)) ** n
-            ks = 1 - (1 - _span_alpha(self.slow_span)) ** n
+            kf = 1 - (1 - self._fast) ** n
+            ks = 1 - (1 - self._slow) ** n
             cf, df, cs, ds = cf / kf, df / kf, cs / ks, ds / ks
         gross = cs + ds
         decline = ((cs - ds) - (cf - df)) / gross if ready and gross > 0 else 0.0
