@@ -109,12 +109,16 @@ class Run:
 
 @dataclass(frozen=True, slots=True)
 class _Window:
-    """What the committed offsets showed: events per second, and the workers' CPU meanwhile."""
+    """What the committed offsets showed: events committed over seconds, and the workers' CPU
+    seconds meanwhile."""
 
-    events_per_s: float
     events: int
     seconds: float
     cpu_s: float | None
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds
 
 
 @dataclass(slots=True)
@@ -364,7 +368,7 @@ async def _watch_commits(
         )
     events, seconds = last_done - first_done, last_at - first_at
     cpu = None if first_cpu is None or last_cpu is None else last_cpu - first_cpu
-    return _Window(events / seconds, events, seconds, cpu)
+    return _Window(events, seconds, cpu)
 
 
 async def _wait_committed(
