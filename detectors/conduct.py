@@ -54,6 +54,27 @@ def _window_mask(days: int, bits_per_day: int) -> int:
     return (1 << (bits_per_day * days)) - 1
 
 
+# What AccountTrends.to_state saves, in order (module level: a compiled class body cannot
+# read its own names).
+_TRENDS_STATE = (
+    "day",
+    "overdraft_bits",
+    "returned_bits",
+    "days",
+    "credit_today",
+    "debit_today",
+    "credit_fast",
+    "credit_slow",
+    "debit_fast",
+    "debit_slow",
+    "utilisation",
+    "util_fast",
+    "util_slow",
+)
+
+_trends_state_of = operator.attrgetter(*_TRENDS_STATE)
+
+
 class AccountTrends(Signal):
     """Utilisation and its trend, overdraft days, returned payments, net flow and spend trends.
 
@@ -208,29 +229,11 @@ class AccountTrends(Signal):
             "spend_drop": drop,
         }
 
-    _STATE = (
-        "day",
-        "overdraft_bits",
-        "returned_bits",
-        "days",
-        "credit_today",
-        "debit_today",
-        "credit_fast",
-        "credit_slow",
-        "debit_fast",
-        "debit_slow",
-        "utilisation",
-        "util_fast",
-        "util_slow",
-    )
-
-    _state_of = operator.attrgetter(*_STATE)
-
     def to_state(self) -> Any:
-        return list(self._state_of(self))
+        return list(_trends_state_of(self))
 
     def load_state(self, state: Any) -> None:
-        for name, value in zip(self._STATE, state, strict=True):
+        for name, value in zip(_TRENDS_STATE, state, strict=True):
             setattr(self, name, value)
 
 

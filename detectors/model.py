@@ -444,7 +444,8 @@ class OnlineRiskModel:
     def learn_one(self, features: Mapping[str, float], label: bool, *, human: bool = False) -> None:
         """Learn one example (``human``: a person's label, counted apart). Raises
         ``ValueError`` on a non-finite feature value."""
-        for name, value in features.items():
+        given: Mapping[str, object] = features  # checked as whatever a caller passed
+        for name, value in given.items():
             _check_input_name(name)
             _finite(value, f"feature {name!r}")
         derived = {*features, *(n + INDICATOR for n in features)}

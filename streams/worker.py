@@ -12,6 +12,7 @@ import redis
 import structlog
 import uvloop
 
+from config import native
 from config.rules import Rules
 from config.settings import Settings
 from sinks.redis import safe_url
@@ -82,6 +83,7 @@ def run_worker(settings: Settings, rules: Rules) -> None:
         partitions=settings.partitions,
         rules_version=rules.version,
         model_version=settings.model_version,
+        compiled=native.loaded(),  # config.native: the mypyc build, or the Python sources
     )
     level = "warn" if settings.log_level in {"warn", "warning", "error"} else "info"
     faust.Worker(app, loglevel=level, quiet=True).execute_from_commandline()

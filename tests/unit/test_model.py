@@ -154,7 +154,6 @@ def test_bad_params_are_rejected_with_the_field_named(raw: bytes, field: str) ->
     [
         ({"intercept": math.nan}, "intercept"),
         ({"calibration": (1.0, math.inf)}, "calibration.b"),
-        ({"feature_names": list(PARAMS.feature_names)}, "feature_names"),
         ({"weights": {**PARAMS.weights, "dpd": math.nan}}, "weights.dpd"),
     ],
 )
@@ -162,6 +161,13 @@ def test_params_cannot_be_built_invalid(change: dict[str, Any], field: str) -> N
     """The constructor itself refuses non-finite numbers and malformed fields."""
     with pytest.raises(ValueError, match=field):
         dataclasses.replace(PARAMS, **change)
+
+
+def test_params_refuse_feature_names_in_a_list() -> None:
+    """A list where the tuple belongs is refused too: by the check (ValueError) when run
+    interpreted, by the constructor's own type check (TypeError) when compiled (config.native)."""
+    with pytest.raises((TypeError, ValueError), match=r"feature_names|tuple"):
+        dataclasses.replace(PARAMS, feature_names=list(PARAMS.feature_names))
 
 
 def test_from_params_predicts_identically() -> None:
