@@ -11,7 +11,9 @@ and interleaved so that a noisy neighbour hurts every mode alike, reads the whol
    changelog-backed table (``streams.bench_faust naive``);
 4. **pipeline**: the real ``ews worker``: decode, validate, merge, detectors, model, levels, both
    sinks, offsets committed after them;
-5. **pipeline-2w** (on request): two ``ews worker`` processes in one group on a copy of the mix
+5. **pipeline-py** (on request): the same worker on the Python sources (``EWS_NATIVE=0``), for
+   what the compiled hot path (``config.native``) is worth: pipeline/pipeline-py;
+6. **pipeline-2w** (on request): two ``ews worker`` processes in one group on a copy of the mix
    with twice the partitions, for the scaling ratio pipeline-2w/pipeline.
 
 The three Faust-based modes run as worker processes with a fresh consumer group each and are
@@ -47,6 +49,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from config import native
 from config.rules import load_rules
 from config.settings import Settings, Topics
 from detectors.engine import RiskDetector
@@ -65,7 +68,7 @@ from streams.simulator import (
 from streams.topics import ensure_topics
 
 MODES = ("limit", "faust-bare", "faust-naive", "pipeline")
-OPTIONAL_MODES = ("pipeline-2w",)
+OPTIONAL_MODES = ("pipeline-py", "pipeline-2w")
 STORES = {"memory": "memory://", "rocksdb": "rocksdb://"}
 EVENTS_PER_CUSTOMER_DAY = 1.0  # roughly what the simulator makes; used to size the mix
 RUN_TIMEOUT_S = 900.0  # or 1 ms per event, whichever is longer
@@ -146,6 +149,8 @@ class Report:
             if pipeline and mode in MODES and mode != "pipeline" and rate > 0
         }
         per_cpu = self.medians("events_per_cpu_s")
+        if pipeline and medians.get("pipeline-py"):
+            ratios["pipeline/pipeline-py"] = round(pipeline / medians["pipeline-py"], 3)
         if pipeline and "pipeline-2w" in medians:
             ratios["pipeline-2w/pipeline"] = round(medians["pipeline-2w"] / pipeline, 3)
             if per_cpu.get("pipeline") and "pipeline-2w" in per_cpu:
@@ -191,6 +196,7 @@ def run_bench(
                 "partitions": settings.partitions,
                 "store": options.store,
                 "customers": options.customers,
+                "compiled": native.enabled(),  # the pipeline's hot path (config.native)
             },
         )
         settings = dataclasses.replace(settings, store=STORES[options.store])
@@ -277,6 +283,8 @@ def _measure(mode: str, base: Settings, name: str, total: int, workdir: Path) ->
     logs = [workdir / f"{name}.log"]
     if mode == "pipeline":
         processes = [start_worker(settings, logs[0])]
+    elif mode == "pipeline-py":
+        processes = [start_worker(settings, logs[0], {"EWS_NATIVE": "0"})]
     elif mode == "pipeline-2w":
         logs.append(workdir / f"{name}-b.log")
         processes = [

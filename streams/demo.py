@@ -134,9 +134,12 @@ def local_services(
     return dataclasses.replace(settings, **changes), broker_name
 
 
-def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    """``ews worker`` as a child process with these settings, logging JSON to ``log_path``."""
-    return _ews_child(settings, ["worker"], log_path)
+def start_worker(
+    settings: Settings, log_path: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``ews worker`` as a child process with these settings (and ``env``, when given), logging
+    JSON to ``log_path``."""
+    return _ews_child(settings, ["worker"], log_path, env)
 
 
 def start_web(settings: Settings, port: int, log_path: Path) -> subprocess.Popen[bytes]:
@@ -144,12 +147,14 @@ def start_web(settings: Settings, port: int, log_path: Path) -> subprocess.Popen
     return _ews_child(settings, ["web", "--port", str(port)], log_path)
 
 
-def _ews_child(settings: Settings, args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+def _ews_child(
+    settings: Settings, args: list[str], log_path: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     log_file = log_path.open("wb")
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "streams.cli", *args],
-            env={**os.environ, **settings.env_vars, "EWS_LOG_FORMAT": "json"},
+            env={**os.environ, **settings.env_vars, "EWS_LOG_FORMAT": "json", **(env or {})},
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
