@@ -99,12 +99,15 @@ def build(native_dir: Path = NATIVE_DIR, root: Path = ROOT) -> None:
     from setuptools import setup
 
     work = Path(tempfile.mkdtemp(prefix="ews-native-"))
+    previous = Path.cwd()
     try:
-        previous = Path.cwd()
-        os.chdir(root)  # mypyc names modules by their path, and reads [tool.mypy] from here
+        # From an empty directory, by absolute paths: mypy names each module by the packages
+        # above it and finds nothing else to mistake for a module (in site-packages it would),
+        # and setuptools finds no pyproject.toml of ours to apply.
+        os.chdir(work)
         try:
             modules = mypycify(
-                list(COMPILED),
+                ["--ignore-missing-imports", *(str(root / path) for path in COMPILED)],
                 opt_level="2",
                 debug_level="0",
                 separate=True,
