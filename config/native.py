@@ -37,11 +37,11 @@ PACKAGES = ("detectors", "streams")
 COMPILED = (
     "detectors/alert.py",
     "detectors/base.py",
+    "detectors/calibration.py",
     "detectors/conduct.py",
     "detectors/engine.py",
     "detectors/events.py",
     "detectors/inflow.py",
-    "detectors/calibration.py",
     "detectors/labels.py",
     "detectors/levels.py",
     "detectors/means.py",
