@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import os
 import shutil
 import sys
@@ -56,6 +57,19 @@ COMPILED = (
     "streams/records.py",
     "streams/replay.py",
 )
+
+
+MYPY_CONFIG = """\
+[mypy]
+ignore_missing_imports = True
+
+[mypy-numpy.*,narwhals.*,pandas.*,scipy.*]
+follow_imports = skip
+"""
+"""mypy's settings for the build. The numerical stack under River is left unanalysed (its types
+are Any to the compiled code, which never handles them): analysing it the way mypyc does took
+minutes. River itself is analysed: two signals' classes subclass its ``Univariate``, and mypyc
+must know that base to lay them out."""
 
 
 def fingerprint(root: Path = ROOT) -> dict[str, Any]:
@@ -95,8 +109,10 @@ def loaded() -> bool:
 def build(native_dir: Path = NATIVE_DIR, root: Path = ROOT) -> None:
     """Compile :data:`COMPILED` with mypyc (needs mypy, setuptools and a C compiler) and replace
     ``native_dir`` with the result; the manifest is written last."""
-    from mypyc.build import mypycify
-    from setuptools import setup
+    # Imported by name: mypy, which analyses this module with the compiled ones (the packages'
+    # __init__ import it), would otherwise analyse all of mypy and setuptools, for minutes.
+    mypycify = importlib.import_module("mypyc.build").mypycify
+    setup = importlib.import_module("setuptools").setup
 
     work = Path(tempfile.mkdtemp(prefix="ews-native-"))
     previous = Path.cwd()
@@ -105,9 +121,10 @@ def build(native_dir: Path = NATIVE_DIR, root: Path = ROOT) -> None:
         # above it and finds nothing else to mistake for a module (in site-packages it would),
         # and setuptools finds no pyproject.toml of ours to apply.
         os.chdir(work)
+        (work / "mypy.ini").write_text(MYPY_CONFIG)
         try:
             modules = mypycify(
-                ["--ignore-missing-imports", *(str(root / path) for path in COMPILED)],
+                ["--config-file", "mypy.ini", *(str(root / path) for path in COMPILED)],
                 opt_level="2",
                 debug_level="0",
                 separate=True,
