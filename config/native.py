@@ -34,7 +34,6 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 NATIVE_DIR = ROOT / ".native"
 MANIFEST = "manifest.json"
-PACKAGES = ("detectors", "streams")
 COMPILED = (
     "detectors/alert.py",
     "detectors/base.py",
@@ -57,6 +56,7 @@ COMPILED = (
     "streams/records.py",
     "streams/replay.py",
 )
+PACKAGES = tuple(sorted({path.split("/")[0] for path in COMPILED}))
 
 
 MYPY_CONFIG = """\
@@ -109,8 +109,8 @@ def loaded() -> bool:
 def build(native_dir: Path = NATIVE_DIR, root: Path = ROOT) -> None:
     """Compile :data:`COMPILED` with mypyc (needs mypy, setuptools and a C compiler) and replace
     ``native_dir`` with the result; the manifest is written last."""
-    # Imported by name: mypy, which analyses this module with the compiled ones (the packages'
-    # __init__ import it), would otherwise analyse all of mypy and setuptools, for minutes.
+    # Imported by name, so that the build's mypy, which analyses this module with the compiled
+    # ones (the packages' __init__ import it), does not analyse mypy and setuptools as well.
     mypycify = importlib.import_module("mypyc.build").mypycify
     setup = importlib.import_module("setuptools").setup
 
