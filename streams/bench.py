@@ -13,17 +13,19 @@ and interleaved so that a noisy neighbour hurts every mode alike, reads the whol
    sinks, offsets committed after them;
 5. **pipeline-py** (on request): the same worker on the Python sources (``EWS_NATIVE=0``), for
    what the compiled hot path (``config.native``) is worth: pipeline/pipeline-py;
-6. **pipeline-2w** (on request): two ``ews worker`` processes in one group on a copy of the mix
-   with twice the partitions, for the scaling ratio pipeline-2w/pipeline.
+6. **pipeline-2w** (on request): two ``ews worker`` processes in one group on a mix twice as
+   large (twice the customers, the same days) with twice the partitions, timed once both have
+   their partitions and tables, for the scaling ratio pipeline-2w/pipeline.
 
 The three Faust-based modes run as worker processes with a fresh consumer group each and are
 timed the same way, from outside, by their committed offsets: the rate is the events committed
 between the first commit seen and the last, over that time (the commit interval is 1 s for all
-three). Each reports its peak RSS. Then the pipeline's event-to-alert latency is measured at a
-fixed offered load (default half its median throughput): events are stamped when sent, alerts
-when they arrive on the notifications topic, and each alert is matched to the event that
-triggered it. State bytes per customer come from an offline replay of part of the mix.
-Medians are quoted; ratios are of medians from this one run.
+three). Each reports its peak RSS. Then the pipeline's event-to-alert latency is measured, also
+``--repeat`` times, at a fixed offered load (default half the pipeline's median maximum on the
+alert-dense latency mix): events are stamped when sent, alerts when they arrive on the
+notifications topic, and each alert is matched to the event that triggered it. State bytes per
+customer come from an offline replay of part of the mix. Medians are quoted; ratios are of
+medians from this one run.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class BenchOptions:
     customers: int = 10_000
     repeat: int = 3
     modes: tuple[str, ...] = MODES
-    latency_rate: float | None = None  # events/s; None: half the pipeline's median
+    latency_rate: float | None = None  # events/s; None: half the latency mix's median maximum
     latency_events: int = 60_000  # about 145 alerts: p99 is not just the worst one
     seed: int = 11
     json_path: str | None = None
@@ -203,12 +205,15 @@ def run_bench(
         base = _variant(settings, "bench", "bench.")
         print(f"ews bench: {broker_name}; producing up to {options.events} events", flush=True)
         sample = _Sample(customers=1000)
-        total = _produce_mix(base, options, sample)
-        if "pipeline-2w" in options.modes:
-            _produce_mix(_wide(base), options)
+        totals = dict.fromkeys(options.modes, _produce_mix(base, options, sample))
+        if "pipeline-2w" in options.modes:  # twice the customers on twice the partitions
+            wide = dataclasses.replace(
+                options, events=2 * options.events, customers=2 * options.customers
+            )
+            totals["pipeline-2w"] = _produce_mix(_wide(base), wide)
         for rep in range(options.repeat):
             for mode in options.modes:
-                run = _measure(mode, base, f"{mode}-{rep}", total, workdir)
+                run = _measure(mode, base, f"{mode}-{rep}", totals[mode], workdir)
                 report.runs.append(run)
                 rss = f", peak RSS {run.peak_rss_mb:.0f} MB" if run.peak_rss_mb else ""
                 cpu = (
@@ -269,7 +274,7 @@ def _variant(settings: Settings, app_id: str, topic_prefix: str) -> Settings:
 
 
 def _wide(base: Settings) -> Settings:
-    """The mix's copy for two workers: twice the partitions, topics of their own."""
+    """The topics for two workers: twice the partitions, topics of their own."""
     return dataclasses.replace(_variant(base, "bench", "bench2w."), partitions=2 * base.partitions)
 
 
@@ -404,7 +409,7 @@ async def _wait_committed(
                     raise RuntimeError(f"{settings.app_id} exited early:\n{_tail(log_path)}")
             done = sum([(await consumer.committed(tp)) or 0 for tp in tps])
             now = time.monotonic()
-            if done and first is None and _one_generation(logs):
+            if done and first is None and settled(logs):
                 first = (now, done, cpu_seconds(processes))
             if done >= total and first is not None:
                 return first, (now, done, cpu_seconds(processes))
@@ -415,24 +420,27 @@ async def _wait_committed(
 
 
 _GENERATION = re.compile(rb"generation id (\d+)")
+_RECOVERED = b"Worker ready"  # Faust's recovery, once a worker's tables are restored
 
 
-def _one_generation(logs: list[Path]) -> bool:
+def settled(logs: list[Path]) -> bool:
     """True when every worker has been assigned partitions in the same (latest) group
-    generation: two workers started together join one at a time, and the first one takes every
-    partition until the second's join moves half of them (its buffered events dropped, the
-    changelog recovered by the new owner). The window starts after that one-off handover."""
+    generation and has restored its tables since: two workers started together join one at a
+    time, and the first one takes every partition until the second's join moves half of them
+    (its buffered events dropped, the changelog of what it applied recovered before either
+    goes on). The window starts after that one-off handover."""
     if len(logs) == 1:
         return True
     generations = set()
     for log_path in logs:
         try:
-            found = _GENERATION.findall(log_path.read_bytes())
+            text = log_path.read_bytes()
         except OSError:
             return False
-        if not found:
+        found = list(_GENERATION.finditer(text))
+        if not found or text.find(_RECOVERED, found[-1].end()) < 0:
             return False
-        generations.add(found[-1])
+        generations.add(found[-1].group(1))
     return len(generations) == 1
 
 
@@ -475,63 +483,90 @@ def peak_rss_mb(pid: int) -> float | None:
 
 
 def _latency(settings: Settings, options: BenchOptions, workdir: Path) -> dict[str, Any]:
-    """Event-to-alert latency of a fresh pipeline worker at ``options.latency_rate``, or by
-    default at half the pipeline's maximum on the latency mix itself (alert-dense, it costs
-    more per event than the throughput mix, so half of that mix's rate is not half load)."""
+    """Event-to-alert latency of a fresh pipeline worker, ``options.repeat`` times, at
+    ``options.latency_rate`` or by default at half the pipeline's maximum on the latency mix
+    itself (alert-dense, it costs more per event than the throughput mix, so half of that mix's
+    rate is not half load), timed ``options.repeat`` times first: the median is halved, so one
+    lucky timing does not set an overload. Quantiles are the medians of the repetitions'; each
+    repetition's are reported too."""
     mix = latency_mix(options.latency_events, options.seed)
-    most: float | None = None
+    maxima: list[float] = []
     if options.latency_rate:
         rate = options.latency_rate
     else:  # timed on three times as much of the mix: a steadier figure
-        most = _latency_mix_max(
-            settings, latency_mix(3 * options.latency_events, options.seed), workdir
-        )
-        rate = most / 2
-    lat = _variant(settings, "bench-latency", "benchlat.")
-    lat = dataclasses.replace(lat, data_dir=str(workdir / "latency"))
-    asyncio.run(ensure_topics(lat))
-    process = start_worker(lat, workdir / "latency.log")
-    try:
-        samples = asyncio.run(_offer(lat, mix, rate, process, workdir / "latency.log"))
-    finally:
-        stop_process(process)
-    latencies = sorted(latency for _, latency, _ in samples)
+        longer = latency_mix(3 * options.latency_events, options.seed)
+        maxima = [_latency_mix_max(settings, longer, workdir, rep) for rep in range(options.repeat)]
+        rate = statistics.median(maxima) / 2
+    reps = [_latency_once(settings, mix, rate, workdir, rep) for rep in range(options.repeat)]
     result: dict[str, Any] = {
-        "mix_max_events_per_s": None if most is None else round(most, 1),
+        "mix_max_events_per_s": round(statistics.median(maxima), 1) if maxima else None,
+        "mix_max_runs": [round(m, 1) for m in maxima],
         "offered_events_per_s": round(rate, 1),
-        "alerts": len(samples),
+        "alerts": sum(rep["alerts"] for rep in reps),
     }
-    for name, q in (("p50_ms", 0.5), ("p90_ms", 0.9), ("p99_ms", 0.99), ("p99_9_ms", 0.999)):
-        result[name] = round(_quantile(latencies, q) * 1000, 1) if latencies else None
-    # Where it went: until the worker produced the alert, and from there to the reader.
-    in_worker = sorted(worker for _, _, worker in samples)
-    result["until_produced_p50_ms"] = (
-        round(_quantile(in_worker, 0.5) * 1000, 1) if samples else None
-    )
-    result["until_produced_p99_ms"] = (
-        round(_quantile(in_worker, 0.99) * 1000, 1) if samples else None
-    )
-    worst = sorted(samples, key=lambda s: -s[1])[:5]
-    result["worst"] = [
-        {"sent_s": round(t, 2), "ms": round(lat * 1000, 1), "until_produced_ms": round(w * 1000, 1)}
-        for t, lat, w in worst
-    ]
+    for name in (*_QUANTILES, "until_produced_p50_ms", "until_produced_p99_ms"):
+        values = [rep[name] for rep in reps if rep[name] is not None]
+        result[name] = round(statistics.median(values), 1) if values else None
+    result["repetitions"] = reps
     return result
 
 
-def _latency_mix_max(settings: Settings, mix: GeneratedStream, workdir: Path) -> float:
+_QUANTILES = {"p50_ms": 0.5, "p90_ms": 0.9, "p99_ms": 0.99, "p99_9_ms": 0.999}
+
+
+def _latency_once(
+    settings: Settings, mix: GeneratedStream, rate: float, workdir: Path, rep: int
+) -> dict[str, Any]:
+    """One repetition: a fresh worker on topics of its own, ``mix`` offered at ``rate``."""
+    lat = _variant(settings, f"bench-latency-{rep}", f"benchlat{rep}.")
+    lat = dataclasses.replace(lat, data_dir=str(workdir / f"latency-{rep}"))
+    asyncio.run(ensure_topics(lat))
+    log_path = workdir / f"latency-{rep}.log"
+    process = start_worker(lat, log_path)
+    try:
+        samples = asyncio.run(_offer(lat, mix, rate, process, log_path))
+    finally:
+        stop_process(process)
+    latencies = sorted(latency for _, latency, _ in samples)
+    # Where it went: until the worker produced the alert, and from there to the reader.
+    in_worker = sorted(worker for _, _, worker in samples)
+    result: dict[str, Any] = {"alerts": len(samples)}
+    for name, q in _QUANTILES.items():
+        result[name] = _ms(_quantile(latencies, q)) if samples else None
+    result["until_produced_p50_ms"] = _ms(_quantile(in_worker, 0.5)) if samples else None
+    result["until_produced_p99_ms"] = _ms(_quantile(in_worker, 0.99)) if samples else None
+    worst = sorted(samples, key=lambda s: -s[1])[:3]
+    result["worst"] = [
+        {"sent_s": round(t, 2), "ms": _ms(latency), "until_produced_ms": _ms(w)}
+        for t, latency, w in worst
+    ]
+    print(
+        f"  latency      rep {rep + 1}: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms"
+        f" over {len(samples)} alerts at {rate:,.0f} events/s",
+        flush=True,
+    )
+    return result
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def _latency_mix_max(settings: Settings, mix: GeneratedStream, workdir: Path, rep: int) -> float:
     """The pipeline's events/s on the whole latency mix, produced before the worker starts."""
-    top = _variant(settings, "bench-latency-max", "benchlatmax.")
-    top = dataclasses.replace(top, data_dir=str(workdir / "latency-max"))
+    top = _variant(settings, f"bench-latency-max-{rep}", f"benchlatmax{rep}.")
+    top = dataclasses.replace(top, data_dir=str(workdir / f"latency-max-{rep}"))
     asyncio.run(ensure_topics(top))
     messages = as_recorded(mix.messages, top.topics)
     asyncio.run(produce(top, messages))
-    log_path = workdir / "latency-max.log"
+    log_path = workdir / f"latency-max-{rep}.log"
     process = start_worker(top, log_path)
     try:
-        return asyncio.run(_watch_commits(top, len(messages), [process], [log_path])).events_per_s
+        most = asyncio.run(_watch_commits(top, len(messages), [process], [log_path])).events_per_s
     finally:
         stop_process(process)
+    print(f"  latency mix  rep {rep + 1}: {most:>10,.0f} events/s at most", flush=True)
+    return most
 
 
 def latency_mix(events: int, seed: int) -> GeneratedStream:
@@ -638,11 +673,11 @@ def print_report(result: dict[str, Any]) -> None:
         print(
             f"  latency at {lat['offered_events_per_s']:,.0f} events/s"
             f" (the latency mix's maximum: {lat['mix_max_events_per_s'] or '-'} events/s)"
-            f" over {lat['alerts']} alerts:"
+            f" over {lat['alerts']} alerts, medians of {len(lat['repetitions'])}:"
             f" p50 {lat['p50_ms']} ms, p90 {lat['p90_ms']} ms, p99 {lat['p99_ms']} ms,"
             f" p99.9 {lat['p99_9_ms']} ms (until the worker produced the alert: p50"
             f" {lat['until_produced_p50_ms']} ms, p99 {lat['until_produced_p99_ms']} ms);"
-            f" worst {lat['worst'][:3]}"
+            f" p99 of each: {[rep['p99_ms'] for rep in lat['repetitions']]} ms"
         )
     if result["state_bytes_per_customer"]:
         sb = result["state_bytes_per_customer"]

@@ -68,6 +68,9 @@ def test_bench_smoke_reports_every_mode(tmp_path: Path) -> None:
     half = latency["mix_max_events_per_s"] / 2
     assert latency["offered_events_per_s"] == pytest.approx(half, abs=0.1)
     assert latency["p50_ms"] <= latency["p99_ms"] <= latency["p99_9_ms"]
+    (rep,) = latency["repetitions"]  # --repeat 1: the medians are that repetition's
+    assert rep["alerts"] == latency["alerts"] and rep["p99_ms"] == latency["p99_ms"]
+    assert len(latency["mix_max_runs"]) == 1
     state = report["state_bytes_per_customer"]
     assert 0 < state["mean"] <= state["max"] <= 1024, "state must stay under 1 KB per customer"
     assert b"== ews bench ==" in result.stdout
