@@ -270,6 +270,7 @@ def _variant(settings: Settings, app_id: str, topic_prefix: str) -> Settings:
         app_id=app_id,
         topics=Topics.with_prefix(topic_prefix),
         redis_prefix=f"{app_id}:",
+        log_level="info",  # two workers' window opens on what their logs say (settled)
     )
 
 
