@@ -90,7 +90,7 @@ class BenchOptions:
     repeat: int = 3
     modes: tuple[str, ...] = MODES
     latency_rate: float | None = None  # events/s; None: half the latency mix's median maximum
-    latency_events: int = 60_000  # about 145 alerts: p99 is not just the worst one
+    latency_events: int = 60_000  # about 130 alerts a repetition: p99 is not just the worst
     seed: int = 11
     json_path: str | None = None
     broker: str = "auto"
@@ -483,6 +483,9 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+_QUANTILES = {"p50_ms": 0.5, "p90_ms": 0.9, "p99_ms": 0.99, "p99_9_ms": 0.999}
+
+
 def _latency(settings: Settings, options: BenchOptions, workdir: Path) -> dict[str, Any]:
     """Event-to-alert latency of a fresh pipeline worker, ``options.repeat`` times, at
     ``options.latency_rate`` or by default at half the pipeline's maximum on the latency mix
@@ -510,9 +513,6 @@ def _latency(settings: Settings, options: BenchOptions, workdir: Path) -> dict[s
         result[name] = round(statistics.median(values), 1) if values else None
     result["repetitions"] = reps
     return result
-
-
-_QUANTILES = {"p50_ms": 0.5, "p90_ms": 0.9, "p99_ms": 0.99, "p99_9_ms": 0.999}
 
 
 def _latency_once(
