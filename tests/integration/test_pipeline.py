@@ -125,9 +125,10 @@ def test_worker_killed_mid_stream_continues_as_if_uninterrupted(
 ) -> None:
     """kill -9 mid-stream, restart: state comes back from the changelog, alerts are unchanged."""
     # The merge holds a partition's last events for merge_idle_s once its repayments run out
-    # (about a month before the stream's end), so the whole stream cannot be committed within
-    # 5 s of the first alert. With the default 50 ms the compiled worker can apply the whole
-    # stream within a second of it and commit before the kill, and the test no longer tests.
+    # (about a month before the stream's end, after this stream's first alert), so the whole
+    # stream cannot be committed within 5 s of that alert. With the default 50 ms the compiled
+    # worker can apply the whole stream within a second of it and commit before the kill, and
+    # the test no longer tests what it says.
     settings = dataclasses.replace(settings, merge_idle_s=5.0)
     messages = recorded(LONG_STREAM, settings)
     want = expected(messages, settings)
